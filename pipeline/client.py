@@ -9,7 +9,10 @@ Everything the design says about retrying lives in this module, in `RetryPolicy`
   `X-RateLimit-Reset` (epoch milliseconds) from the response headers or from the body's
   `error.metadata.headers`, else exponential backoff with full jitter, capped at `backoff_max_s`.
   A wait the server asked for (and any 429) is applied to the whole client: every request waits
-  for the shared "not before" time, not only the one that was told to wait.
+  for the shared "not before" time, not only the one that was told to wait. A 429 without a usable
+  wait pauses the client by the backoff of the 429s it got in a row (reset by any 200), so a lone
+  429 costs a short pause and a storm a growing one; a 404 or 5xx backs off only its own id. A
+  wait of zero (`Retry-After: 0`, a reset already past) is taken at its word: retry now.
 - A wait longer than `max_wait_s` (a daily quota that resets hours later) is not waited for: the
   id ends `Failed` at once with the time the API named, and until that time the client answers
   every further id with the same `Failed` without sending anything. One nightly run must not
@@ -216,6 +219,8 @@ class OpenRouterClient:
         self._rng = rng or random.Random()
         self._limiter = _limiter(max_rps) if max_rps is not None else None
         self._not_before = 0.0  # shared across requests: set by 429s and Retry-After
+        self._consecutive_429s = 0  # across the client, since its last 200
+        self._fatal: FatalAPIError | None = None
         self._refuse_until = 0.0  # set by a wait over policy.max_wait_s
         self._refusal: Failed | None = None
 
@@ -253,15 +258,19 @@ class OpenRouterClient:
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    async def get_generation(self, generation_id: str) -> Outcome:
-        """`GET /generation?id=`: the generation's metadata (cost, tokens, latency...)."""
-        return await self._get(self._generation_url, generation_id)
+    async def get_generation(self, generation_id: str, *, slots: asyncio.Semaphore | None = None) -> Outcome:
+        """`GET /generation?id=`: the generation's metadata (cost, tokens, latency...).
 
-    async def get_generation_content(self, generation_id: str) -> Outcome:
+        `slots`, when given, is held only while a request is on the wire, not during the waits
+        between attempts, so ids waiting out a backoff do not keep others from being fetched.
+        """
+        return await self._get(self._generation_url, generation_id, slots)
+
+    async def get_generation_content(self, generation_id: str, *, slots: asyncio.Semaphore | None = None) -> Outcome:
         """`GET /generation/content?id=`: stored prompt and completion, when the account logs them."""
-        return await self._get(self._content_url, generation_id)
+        return await self._get(self._content_url, generation_id, slots)
 
-    async def _get(self, url: str, generation_id: str) -> Outcome:
+    async def _get(self, url: str, generation_id: str, slots: asyncio.Semaphore | None = None) -> Outcome:
         """The retry policy of the design, in one loop (see the module docstring)."""
         policy = self.policy
         attempts = 0
@@ -274,12 +283,18 @@ class OpenRouterClient:
                 return Failed(generation_id, attempts, refusal.last_status, error, refusal.not_before)
             await self._wait_turn()
             attempts += 1
-            verdict = await self._attempt(url, generation_id)
+            if slots is None:
+                verdict = await self._attempt(url, generation_id)
+            else:
+                async with slots:
+                    verdict = await self._attempt(url, generation_id)
 
             if verdict.kind == "loaded":
+                self._consecutive_429s = 0
                 return Loaded(generation_id, verdict.body, attempts)
             if verdict.kind == "fatal":
-                raise FatalAPIError(verdict.status or 0, verdict.error, key_hint=self._key_hint)
+                self._fatal = FatalAPIError(verdict.status or 0, verdict.error, key_hint=self._key_hint)
+                raise self._fatal
             if verdict.kind == "fail":
                 return Failed(generation_id, attempts, verdict.status, verdict.error)
             if verdict.kind == "not_found":
@@ -287,12 +302,21 @@ class OpenRouterClient:
                 if not_found >= policy.not_found_attempts:
                     return NotFound(generation_id, attempts)
 
-            wait_s = verdict.server_wait_s
-            if wait_s is not None and wait_s > policy.max_wait_s:
-                return self._refuse(generation_id, attempts, verdict, wait_s)
-            if wait_s is None or wait_s <= 0:
-                wait_s = policy.backoff_s(attempts, self._rng)
-            shared = verdict.status == 429 or verdict.server_wait_s is not None
+            server_wait_s = verdict.server_wait_s
+            if server_wait_s is not None and server_wait_s > policy.max_wait_s:
+                return self._refuse(generation_id, attempts, verdict, server_wait_s)
+            if verdict.status == 429:
+                self._consecutive_429s += 1
+            if server_wait_s is not None:
+                # The server named the time (a reset already past, or `Retry-After: 0`, means now).
+                wait_s, shared = server_wait_s, server_wait_s > 0
+            elif verdict.status == 429:
+                # No usable wait from the server: the pause grows with the 429s the client got in a
+                # row (any success resets it), not with this id's attempts, so an isolated 429 costs
+                # every request a short pause and a burst of them a growing one.
+                wait_s, shared = policy.backoff_s(self._consecutive_429s, self._rng), True
+            else:
+                wait_s, shared = policy.backoff_s(attempts, self._rng), False
             if shared:
                 # The server spoke to the client, not to this id: every request waits (in
                 # _wait_turn), even when this id has no attempts left.
@@ -313,6 +337,8 @@ class OpenRouterClient:
             await self._limiter.acquire()
 
     async def _attempt(self, url: str, generation_id: str) -> _Verdict:
+        if self._fatal is not None:  # the key was refused: no request of this client may follow
+            raise self._fatal
         self.stats.requests += 1
         request = httpx.Request("GET", url + quote(generation_id, safe=""), headers=self._headers, extensions=self._extensions)
         try:
@@ -475,13 +501,22 @@ def _parse_retry_after(value: str, now_epoch_s: float) -> float | None:
 
 
 def _parse_reset(value: str, now_epoch_s: float) -> float | None:
-    """OpenRouter sends epoch milliseconds; a value too small for that is taken as epoch seconds."""
+    """OpenRouter sends epoch milliseconds; a value too small for that is taken as epoch seconds.
+
+    A reset that has just passed means the window turned over: retry now (0). One long past (the
+    captured Google AI Studio 429 names a day a year earlier) says nothing usable: None, backoff.
+    """
     try:
         number = float(value.strip())
     except ValueError:
         return None
     epoch_s = number / 1000 if number > 1e11 else number
+    if epoch_s < now_epoch_s - _RESET_STALE_AFTER_S:
+        return None
     return max(0.0, epoch_s - now_epoch_s)
+
+
+_RESET_STALE_AFTER_S: Final = 60.0
 
 
 def _duration(seconds: float) -> str:

@@ -1,10 +1,16 @@
 """Many ids at once: a fixed pool of workers, outcomes streamed back as they finish.
 
-Memory stays bounded whatever the number of ids: `concurrency` workers pull ids from a small
-queue fed by one task reading the caller's (async) iterable, and hand outcomes back through a
-queue of the same size. So a million ids means `concurrency + 1` tasks and at most about
-`3 * concurrency` ids read ahead, never a million tasks or futures. When the caller is slow the
-workers wait for it (backpressure) instead of piling up results.
+Memory stays bounded whatever the number of ids: a fixed pool of workers pulls ids from a small
+queue fed by one task reading the caller's (async) iterable, and hands outcomes back through a
+small queue. So a million ids means a few hundred tasks at most, never a million tasks or
+futures. When the caller is slow the workers wait for it (backpressure) instead of piling up
+results.
+
+`concurrency` bounds the requests on the wire, not the ids in progress: there are
+`IDS_PER_REQUEST_SLOT` workers per slot, and a worker holds a slot only while its request is in
+flight. An id waiting out a backoff (a 404 of a fresh generation, a 5xx) then does not idle a
+slot: with one slot per id, 404 lag alone held a 3,000-id run to ~45 ids/s here; with eight
+workers per slot the same run is bound by the requests, not by the waits.
 
 Rate limits live in the client (its requests-per-second limiter and the shared "not before" time
 a 429 sets), so every worker slows down together. Ids are not deduplicated here: the queue in the
@@ -19,6 +25,7 @@ from typing import Final
 
 from pipeline.client import OpenRouterClient, Outcome
 
+IDS_PER_REQUEST_SLOT: Final = 8
 _NO_MORE_IDS: Final = object()  # the feeder ran out of ids
 _WORKER_DONE: Final = object()  # a worker saw _NO_MORE_IDS and stopped
 
@@ -48,7 +55,9 @@ async def fetch_generations(
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    get: Callable[[str], Awaitable[Outcome]] = client.get_generation_content if content else client.get_generation
+    get: Callable[..., Awaitable[Outcome]] = client.get_generation_content if content else client.get_generation
+    workers_count = concurrency * IDS_PER_REQUEST_SLOT
+    slots = asyncio.Semaphore(concurrency)
     todo: asyncio.Queue[object] = asyncio.Queue(maxsize=concurrency)
     done: asyncio.Queue[object] = asyncio.Queue(maxsize=concurrency)
     stopping = asyncio.Event()
@@ -64,7 +73,7 @@ async def fetch_generations(
         except Exception as exc:  # a bad id source stops the run like a fatal error
             stopping.set()
             await done.put(_Raise(exc))
-        for _ in range(concurrency):
+        for _ in range(workers_count):
             await todo.put(_NO_MORE_IDS)
 
     async def work() -> None:
@@ -73,7 +82,7 @@ async def fetch_generations(
             if generation_id is _NO_MORE_IDS:
                 break
             try:
-                outcome = await get(generation_id)  # type: ignore[arg-type]
+                outcome = await get(generation_id, slots=slots)  # type: ignore[arg-type]
             except Exception as exc:  # FatalAPIError; anything else is a bug, stopped the same way
                 stopping.set()
                 await done.put(_Raise(exc))
@@ -82,9 +91,9 @@ async def fetch_generations(
         await done.put(_WORKER_DONE)
 
     feeder = asyncio.create_task(feed(), name="fetch-feeder")
-    workers = [asyncio.create_task(work(), name=f"fetch-worker-{n}") for n in range(concurrency)]
+    workers = [asyncio.create_task(work(), name=f"fetch-worker-{n}") for n in range(workers_count)]
     try:
-        running = concurrency
+        running = workers_count
         while running:
             item = await done.get()
             if item is _WORKER_DONE:

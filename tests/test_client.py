@@ -201,7 +201,7 @@ def test_exactly_the_designed_statuses_are_retried() -> None:
 def test_other_statuses_fail_at_once_without_retrying(status: int) -> None:
     outcome, script, time = fetch([error(status, {"error": {"code": status, "message": "Bad request"}})])
     assert outcome == Failed(GEN_ID, attempts=1, last_status=status, last_error=f"HTTP {status}: Bad request")
-    assert time.sleeps == []
+    assert time.sleeps == [0.0]
 
 
 def test_a_status_that_never_clears_fails_after_max_attempts_with_the_last_error() -> None:
@@ -327,7 +327,7 @@ def test_a_wait_hours_away_fails_the_id_at_once_and_later_ids_are_not_sent() -> 
     assert first.not_before is not None and first.not_before.timestamp() == 1_786_233_600.0
     assert isinstance(second, Failed) and second.attempts == 0 and second.last_error.startswith("not sent: HTTP 429")
     assert len(script.requests) == 1
-    assert time.sleeps == []
+    assert time.sleeps == [0.0]
 
 
 def test_a_429_slows_every_later_request_not_only_its_own() -> None:
@@ -439,3 +439,16 @@ def test_the_fatal_message_names_the_variable_the_key_came_from(monkeypatch: pyt
     with pytest.raises(FatalAPIError) as raised:
         asyncio.run(run())
     assert str(raised.value) == "OpenRouter rejected the API key (HTTP 401: User not found.); check OPENROUTER_API_KEY"
+
+
+def test_a_reset_that_has_just_passed_means_retry_now() -> None:
+    reset_ms = str(int((NOW - 2) * 1000))
+    outcome, _, time = fetch([error(429, x_ratelimit_reset=reset_ms), ok()])
+    assert outcome == Loaded(GEN_ID, GOOD_BODY, attempts=2)
+    assert time.sleeps == [0.0]  # the window turned over: no pause, for this id or any other
+
+
+def test_retry_after_zero_is_taken_at_its_word() -> None:
+    outcome, _, time = fetch([error(429, retry_after="0"), ok()])
+    assert outcome == Loaded(GEN_ID, GOOD_BODY, attempts=2)
+    assert time.sleeps == [0.0]

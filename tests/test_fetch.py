@@ -19,7 +19,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from pipeline.client import Failed, FatalAPIError, Loaded, NotFound, OpenRouterClient, Outcome, RetryPolicy
 from pipeline.fake_api import Dataset, Faults, start_server
-from pipeline.fetch import fetch_generations
+from pipeline.fetch import IDS_PER_REQUEST_SLOT, fetch_generations
 
 KEY = "sk-or-v1-fetch-tests-0123456789abcdef"
 # Small waits so a retried id costs milliseconds, and enough attempts that 20% faults never
@@ -216,9 +216,10 @@ def test_a_million_ids_never_means_a_million_tasks() -> None:
 
     with start_server(dataset, api_key=KEY) as server:
         assert asyncio.run(run()) == 1500
-    assert worst["tasks"] <= concurrency + 2  # the workers, the feeder, this test's main task
-    assert worst["read_ahead"] <= 3 * concurrency + 1  # ids queued + in flight + done, no more
-    assert pulled <= 1500 + 3 * concurrency + 1
+    workers = concurrency * IDS_PER_REQUEST_SLOT
+    assert worst["tasks"] <= workers + 2  # the workers, the feeder, this test's main task
+    assert worst["read_ahead"] <= workers + 2 * concurrency + 1  # ids queued + in progress + done, no more
+    assert pulled <= 1500 + workers + 2 * concurrency + 1
 
 
 def test_an_error_in_the_id_source_reaches_the_caller() -> None:
