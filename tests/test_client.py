@@ -201,7 +201,7 @@ def test_exactly_the_designed_statuses_are_retried() -> None:
 def test_other_statuses_fail_at_once_without_retrying(status: int) -> None:
     outcome, script, time = fetch([error(status, {"error": {"code": status, "message": "Bad request"}})])
     assert outcome == Failed(GEN_ID, attempts=1, last_status=status, last_error=f"HTTP {status}: Bad request")
-    assert time.sleeps == [0.0]
+    assert time.sleeps == []
 
 
 def test_a_status_that_never_clears_fails_after_max_attempts_with_the_last_error() -> None:
@@ -327,7 +327,7 @@ def test_a_wait_hours_away_fails_the_id_at_once_and_later_ids_are_not_sent() -> 
     assert first.not_before is not None and first.not_before.timestamp() == 1_786_233_600.0
     assert isinstance(second, Failed) and second.attempts == 0 and second.last_error.startswith("not sent: HTTP 429")
     assert len(script.requests) == 1
-    assert time.sleeps == [0.0]
+    assert time.sleeps == []
 
 
 def test_a_429_slows_every_later_request_not_only_its_own() -> None:
