@@ -1,0 +1,565 @@
+"""The DuckDB warehouse: open (migrate, refresh views), queue operations, batch upsert.
+
+Knows nothing of HTTP. Everything a run writes goes through here, and every batch is ONE
+transaction (generations, their provider responses, and their queue rows together), so the
+warehouse is the ingest job's only checkpoint: a process killed at any moment leaves each batch
+either wholly written or not at all.
+
+Upsert, by measurement (bench/normalize_upsert.py prints the comparison): the batch's polars
+frames go to DuckDB over the Arrow C stream interface (no copy through Python, no pyarrow), then
+`MERGE INTO generations` (ON CONFLICT DO UPDATE and delete + insert were slower for mixed
+batches; delete + insert much slower for existing ids, as every delete maintains the id index),
+`INSERT ... ON CONFLICT DO UPDATE` of the provider responses plus a delete of attempts the new
+record no longer has, and `INSERT ... ON CONFLICT DO UPDATE` of the queue rows.
+
+A re-fetched record identical to the stored one (same `raw`) is not rewritten: re-applying a
+batch changes nothing but `ingest_queue.updated_at`. So `generations.loaded_at` / `run_id` say
+when, and by which run, the stored content was written.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from itertools import islice
+from pathlib import Path
+
+import duckdb
+import orjson
+import polars as pl
+
+from pipeline.normalize import GENERATION_SCHEMA, PROVIDER_RESPONSE_SCHEMA, NormalizedBatch
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SCHEMA_DIR = SQL_DIR / "schema"
+VIEWS_DIR = SQL_DIR / "views"
+
+QUEUE_STATUSES = ("pending", "loaded", "not_found", "failed")
+# `not_found` ids are re-checked until they are this old (by the timestamp in the id): the API's
+# lag is seconds to minutes, so an id still unknown after a week will not appear.
+NOT_FOUND_GIVE_UP_AFTER = timedelta(days=7)
+STAGE_CHUNK_IDS = 100_000
+# DuckDB checkpoints (rewrites and compresses changed row groups) when its WAL passes this size.
+# Its default, 16 MB, is two or three batches of ~2 KB rows: a refresh that updates rows spread
+# over the table then rewrote the same row groups again and again (measured ~10x slower). A run
+# killed before a checkpoint replays its WAL on the next open (seconds per 256 MB).
+CHECKPOINT_THRESHOLD = "256MB"
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+_SECRET_OPTION = re.compile(r"key|token|secret|password|authorization", re.IGNORECASE)
+
+# Patched by tests so that waiting for a lock takes no real time.
+_sleep = time.sleep
+_monotonic = time.monotonic
+
+
+class WarehouseError(Exception):
+    """The warehouse cannot be used as asked; the message says why, in one line."""
+
+
+class WarehouseLockedError(WarehouseError):
+    """Another process holds the file (DuckDB allows one writing process)."""
+
+
+class WarehouseTooNewError(WarehouseError):
+    """The file was migrated by a newer orusage than this one."""
+
+
+class WarehouseNotFoundError(WarehouseError):
+    """A read-only open of a file that does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueUpdate:
+    generation_id: str
+    status: str  # loaded | not_found | failed
+    attempts: int  # requests made for this id by the run reporting it
+    last_http_status: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+def connect(
+    path: str | Path, *, read_only: bool = False, lock_timeout_s: float = 0
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse. Writable: applies pending migrations (once, in one transaction), then
+    (re)creates every view. Read-only: migrates nothing, refuses a missing file.
+
+    If another process holds the file, retries for up to `lock_timeout_s`, then raises
+    WarehouseLockedError naming that process.
+    """
+    path = Path(path)
+    if read_only and not path.exists():
+        raise WarehouseNotFoundError(f"no warehouse at {path}")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = _open(path, read_only=read_only, lock_timeout_s=lock_timeout_s)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        if read_only:
+            _refuse_newer(con, path, _applied_versions(con))
+        else:
+            con.execute(f"set checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+            _migrate(con, path)
+            _create_views(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _open(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
+    deadline = _monotonic() + max(0.0, lock_timeout_s)
+    delay_s = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            holder = _LOCK_HOLDER.search(str(exc))
+            if holder is None:
+                raise WarehouseError(f"cannot open warehouse {path}: {_one_line(exc)}") from None
+            remaining_s = deadline - _monotonic()
+            if remaining_s <= 0:
+                raise WarehouseLockedError(_locked_message(path, holder, lock_timeout_s)) from None
+            _sleep(min(delay_s, remaining_s))
+            delay_s = min(delay_s * 2, 1.0)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open warehouse {path}: {_one_line(exc)}") from None
+
+
+def _locked_message(path: Path, holder: re.Match[str], lock_timeout_s: float) -> str:
+    pid = holder["pid"]
+    command = _command_line(int(pid)) or holder["program"]
+    waited = f" (waited {lock_timeout_s:g} s)" if lock_timeout_s > 0 else ""
+    return (
+        f"warehouse {path} is in use by another process{waited}: PID {pid} ({command}). "
+        "DuckDB allows one writer at a time (and no reader while it writes): wait for it to "
+        "finish, or give a lock timeout to wait for it."
+    )
+
+
+def _command_line(pid: int) -> str | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    command = " ".join(raw.replace(b"\0", b" ").decode(errors="replace").split())
+    return command[:200] or None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+# --- migrations and views --------------------------------------------------------------------
+
+
+def migrations() -> list[tuple[int, str, Path]]:
+    """(version, name, file) of every sql/schema/NNN_name.sql, in order."""
+    found = []
+    for file in sorted(SCHEMA_DIR.glob("*.sql")):
+        match = _MIGRATION_NAME.match(file.name)
+        if match is None:
+            raise WarehouseError(f"{file}: a migration file must be named NNN_name.sql")
+        found.append((int(match[1]), file.stem, file))
+    versions = [version for version, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise WarehouseError(f"{SCHEMA_DIR}: two migrations share a number")
+    return found
+
+
+def _applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_name = 'schema_migrations'"
+    ).fetchone()[0]
+    if not exists:
+        return set()
+    return {version for (version,) in con.execute("select version from schema_migrations").fetchall()}
+
+
+def _refuse_newer(con: duckdb.DuckDBPyConnection, path: Path, applied: set[int]) -> None:
+    known = max(version for version, _, _ in migrations())
+    if applied and max(applied) > known:
+        raise WarehouseTooNewError(
+            f"warehouse {path} was written by a newer orusage (schema version {max(applied)}; this "
+            f"one knows up to {known}): upgrade orusage to use it"
+        )
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    applied = _applied_versions(con)
+    _refuse_newer(con, path, applied)
+    pending = [(version, name, file) for version, name, file in migrations() if version not in applied]
+    if not pending:
+        return
+    con.begin()
+    try:
+        for version, name, file in pending:
+            try:
+                con.execute(file.read_text())
+            except duckdb.Error as exc:
+                raise WarehouseError(f"{file}: migration failed: {_one_line(exc)}") from None
+            con.execute("insert into schema_migrations (version, name) values (?, ?)", [version, name])
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
+def _create_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Every sql/views/*.sql (`create or replace view`), in name order, repeated while some fail
+    for want of a view created later: DuckDB checks a view against what it reads when it is
+    created. Each statement commits on its own (a failed one would abort a shared transaction)."""
+    waiting = sorted(VIEWS_DIR.glob("*.sql"))
+    while waiting:
+        failed: list[tuple[Path, str]] = []
+        for file in waiting:
+            try:
+                con.execute(file.read_text())
+            except duckdb.CatalogException as exc:
+                failed.append((file, _one_line(exc)))
+            except duckdb.Error as exc:
+                raise WarehouseError(f"{file}: {_one_line(exc)}") from None
+        if len(failed) == len(waiting):
+            file, error = failed[0]
+            raise WarehouseError(f"{file}: {error}")
+        waiting = [file for file, _ in failed]
+
+
+# --- the batch upsert ------------------------------------------------------------------------
+
+_GENERATION_COLUMNS = (*GENERATION_SCHEMA, "loaded_at", "run_id")
+_ATTEMPT_COLUMNS = tuple(PROVIDER_RESPONSE_SCHEMA)
+_QUEUE_SCHEMA: dict[str, pl.DataType] = {
+    "generation_id": pl.String(),
+    "status": pl.String(),
+    "attempts": pl.Int32(),
+    "last_http_status": pl.Int32(),
+    "last_error": pl.String(),
+    "next_attempt_at": pl.Datetime("us", "UTC"),
+}
+# Names the batch frames are registered under, on the connection doing the upsert only.
+_BATCH_GENERATIONS = "_orusage_batch_generations"
+_BATCH_ATTEMPTS = "_orusage_batch_provider_responses"
+_BATCH_QUEUE = "_orusage_batch_queue"
+
+
+def _generations_source() -> str:
+    return f"(select *, $loaded_at::timestamptz as loaded_at, $run_id::varchar as run_id from {_BATCH_GENERATIONS})"
+
+
+def _changed(target: str, source: str, columns: Sequence[str]) -> str:
+    return " or ".join(f"{target}.{column} is distinct from {source}.{column}" for column in columns)
+
+
+def _merge_sql() -> str:
+    # A re-fetched record identical to the stored one (`raw` equal) is left alone: re-applying a
+    # batch writes nothing, and a refresh rewrites (and re-compresses) only the rows that changed.
+    updates = ", ".join(f"{column} = batch.{column}" for column in _GENERATION_COLUMNS if column != "id")
+    columns = ", ".join(_GENERATION_COLUMNS)
+    values = ", ".join(f"batch.{column}" for column in _GENERATION_COLUMNS)
+    return (
+        f"merge into generations using {_generations_source()} as batch on generations.id = batch.id "
+        f"when matched and generations.raw is distinct from batch.raw then update set {updates} "
+        f"when not matched then insert ({columns}) values ({values})"
+    )
+
+
+def _on_conflict_sql() -> str:
+    columns = ", ".join(_GENERATION_COLUMNS)
+    updates = ", ".join(f"{column} = excluded.{column}" for column in _GENERATION_COLUMNS if column != "id")
+    return (
+        f"insert into generations ({columns}) select {columns} from {_generations_source()} "
+        f"on conflict (id) do update set {updates} where generations.raw is distinct from excluded.raw"
+    )
+
+
+def _delete_insert_sql() -> str:
+    columns = ", ".join(_GENERATION_COLUMNS)
+    return (
+        f"delete from generations where id in (select id from {_BATCH_GENERATIONS}); "
+        f"insert into generations ({columns}) select {columns} from {_generations_source()}"
+    )
+
+
+# The candidates bench/normalize_upsert.py measures; UPSERT_STRATEGY is the one that won.
+UPSERT_STRATEGIES = {"merge": _merge_sql(), "on_conflict": _on_conflict_sql(), "delete_insert": _delete_insert_sql()}
+UPSERT_STRATEGY = "merge"
+
+_ATTEMPT_VALUES = [column for column in _ATTEMPT_COLUMNS if column not in ("generation_id", "attempt")]
+# Upsert the attempts in place, then delete the ones the new record no longer has. Delete + insert
+# of every attempt measured ~10x slower for re-fetched ids: each delete and re-insert maintains
+# the (generation_id, attempt) index.
+_REPLACE_ATTEMPTS_SQL = f"""
+insert into provider_responses ({", ".join(_ATTEMPT_COLUMNS)})
+select {", ".join(_ATTEMPT_COLUMNS)} from {_BATCH_ATTEMPTS}
+on conflict (generation_id, attempt) do update set
+    {", ".join(f"{column} = excluded.{column}" for column in _ATTEMPT_VALUES)}
+where {_changed("provider_responses", "excluded", _ATTEMPT_VALUES)};
+delete from provider_responses
+where generation_id in (select id from {_BATCH_GENERATIONS})
+  and (generation_id, attempt) not in (select generation_id, attempt from {_BATCH_ATTEMPTS})
+"""
+_UPSERT_QUEUE_SQL = f"""
+insert into ingest_queue (generation_id, first_seen_at, source, status, attempts, last_http_status,
+                          last_error, next_attempt_at, updated_at)
+select generation_id, $now, null, status, attempts, last_http_status, last_error, next_attempt_at, $now
+from {_BATCH_QUEUE}
+on conflict (generation_id) do update set
+    status = excluded.status,
+    attempts = excluded.attempts,
+    last_http_status = excluded.last_http_status,
+    last_error = excluded.last_error,
+    next_attempt_at = excluded.next_attempt_at,
+    updated_at = excluded.updated_at
+"""
+
+
+class _ArrowStream:
+    """Hands a polars frame to DuckDB through the Arrow PyCapsule interface: no copy, and no
+    pyarrow needed (`con.register(frame)` itself would call `to_arrow`, which needs pyarrow)."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self._frame = frame
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self._frame.__arrow_c_stream__(requested_schema)
+
+
+def upsert_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: NormalizedBatch,
+    queue_updates: Sequence[QueueUpdate],
+    *,
+    run_id: str,
+    strategy: str | None = None,
+) -> None:
+    """Write one batch in ONE transaction: each generation replaces its old row (raw included)
+    and all of its provider responses; each queue update replaces that id's status (ids not in
+    the queue yet are added). Either all of it is committed or none of it."""
+    now = datetime.now(timezone.utc)
+    queue = _queue_frame(queue_updates)
+    generations_sql = UPSERT_STRATEGIES[strategy or UPSERT_STRATEGY]
+    registered = {
+        _BATCH_GENERATIONS: batch.generations,
+        _BATCH_ATTEMPTS: batch.provider_responses,
+        _BATCH_QUEUE: queue,
+    }
+    for name, frame in registered.items():
+        con.register(name, _ArrowStream(frame))
+    try:
+        con.begin()
+        try:
+            if batch.generations.height:
+                con.execute(generations_sql, {"loaded_at": now, "run_id": run_id})
+                con.execute(_REPLACE_ATTEMPTS_SQL)
+            if queue.height:
+                con.execute(_UPSERT_QUEUE_SQL, {"now": now})
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    finally:
+        for name in registered:
+            con.unregister(name)
+
+
+def _queue_frame(updates: Sequence[QueueUpdate]) -> pl.DataFrame:
+    for update in updates:
+        if update.status not in QUEUE_STATUSES or update.status == "pending":
+            raise ValueError(f"{update.generation_id}: queue status {update.status!r} is not loaded|not_found|failed")
+    frame = pl.DataFrame(
+        {
+            "generation_id": [u.generation_id for u in updates],
+            "status": [u.status for u in updates],
+            "attempts": [u.attempts for u in updates],
+            "last_http_status": [u.last_http_status for u in updates],
+            "last_error": [u.last_error for u in updates],
+            "next_attempt_at": [u.next_attempt_at for u in updates],
+        },
+        schema=_QUEUE_SCHEMA,
+    )
+    if frame.height != frame["generation_id"].n_unique():
+        frame = frame.unique("generation_id", keep="last", maintain_order=True)
+    return frame
+
+
+# --- the queue -------------------------------------------------------------------------------
+
+
+def stage_ids(con: duckdb.DuckDBPyConnection, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
+    """Add the ids not queued yet as `pending` (with where they were first seen); returns how many
+    were new. Ids already queued, whatever their status, are left alone. Runs in the caller's
+    transaction if one is open (a dry run rolls it back)."""
+    new = 0
+    items = iter(found)
+    while chunk := list(islice(items, STAGE_CHUNK_IDS)):
+        frame = pl.DataFrame(
+            {"generation_id": [generation_id for generation_id, _ in chunk], "source": [source for _, source in chunk]},
+            schema={"generation_id": pl.String(), "source": pl.String()},
+        )
+        frame = frame.unique("generation_id", keep="first", maintain_order=True)
+        con.register("_orusage_staged", _ArrowStream(frame))
+        try:
+            new += con.execute(
+                """
+                insert into ingest_queue (generation_id, first_seen_at, source, status, attempts, updated_at)
+                select generation_id, $seen_at, source, 'pending', 0, $seen_at from _orusage_staged
+                on conflict (generation_id) do nothing
+                """,
+                {"seen_at": seen_at},
+            ).fetchone()[0]
+        finally:
+            con.unregister("_orusage_staged")
+    return new
+
+
+def _due_filter(refresh: bool) -> str:
+    # The id's own time (gen-<unix seconds>-...), or when it was first seen for any other id form.
+    id_time = (
+        "coalesce(to_timestamp(try_cast(regexp_extract(generation_id, '^gen-([0-9]{10})-', 1) as bigint)),"
+        " first_seen_at)"
+    )
+    statuses = [
+        "status = 'pending'",
+        "(status = 'failed' and coalesce(next_attempt_at <= $now, true))",
+        f"(status = 'not_found' and coalesce(next_attempt_at <= $now, true) and {id_time} > $now - $give_up)",
+    ]
+    if refresh:
+        statuses.append("status = 'loaded'")
+    return (
+        f"({' or '.join(statuses)}) and ($since is null or {id_time} >= $since)"
+        f" and ($until is null or {id_time} <= $until)"
+    )
+
+
+def _due_parameters(now: datetime, since: datetime | None, until: datetime | None) -> dict[str, object]:
+    # Whole seconds: the id carries seconds, and `until` is inclusive (23:59:59.999999 keeps :59).
+    return {
+        "now": now,
+        "give_up": NOT_FOUND_GIVE_UP_AFTER,
+        "since": since.replace(microsecond=0) if since else None,
+        "until": until,
+    }
+
+
+def due_counts(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    now: datetime,
+    refresh: bool = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, int]:
+    """How many ids due_ids would yield, by status."""
+    rows = con.execute(
+        f"select status, count(*) from ingest_queue where {_due_filter(refresh)} group by status order by status",
+        _due_parameters(now, since, until),
+    ).fetchall()
+    return dict(rows)
+
+
+def due_ids(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    now: datetime,
+    refresh: bool = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chunk_size: int = 10_000,
+) -> Iterator[list[str]]:
+    """The ids to fetch now, in chunks, in the order they were queued: pending ones; failed ones
+    whose next_attempt_at has come; not_found ones that are due and younger than a week (by the
+    id's timestamp); with `refresh`, loaded ones too. `since`/`until` (inclusive) filter on the
+    id's timestamp.
+
+    The due set is snapshotted first (in a temporary table), so writing batches while iterating
+    changes neither what is yielded nor memory use (one chunk in Python at a time)."""
+    snapshot = f"_orusage_due_{secrets.token_hex(4)}"
+    con.execute(
+        f"create temp table {snapshot} as select generation_id from ingest_queue where {_due_filter(refresh)}",
+        _due_parameters(now, since, until),
+    )
+    try:
+        offset = 0
+        while True:
+            rows = con.execute(
+                f"select generation_id from {snapshot} where rowid >= ? and rowid < ? order by rowid",
+                [offset, offset + chunk_size],
+            ).fetchall()
+            if not rows:
+                return
+            yield [generation_id for (generation_id,) in rows]
+            offset += chunk_size
+    finally:
+        con.execute(f"drop table if exists {snapshot}")
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+_RUN_COUNT_COLUMNS = (
+    "ids_in_logs", "ids_new", "ids_due", "loaded", "not_found", "failed", "rejected", "requests",
+    "retries", "responses_429",
+)  # fmt: skip
+
+
+def start_run(con: duckdb.DuckDBPyConnection, *, options: dict) -> str:
+    """Record a run's start; returns its id (sortable: UTC start time, then random)."""
+    started_at = datetime.now(timezone.utc)
+    run_id = f"{started_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    con.execute(
+        "insert into ingest_runs (run_id, started_at, options) values (?, ?, ?)",
+        [run_id, started_at, _json(_without_secrets(options))],
+    )
+    return run_id
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, counts: dict, outcome: str) -> None:
+    """Record a run's end: its outcome, its counters (the usual ones as columns, all in `counts`)
+    and its error, if `counts` has one."""
+    columns = ", ".join(f"{name} = ${name}" for name in _RUN_COUNT_COLUMNS)
+    parameters = {name: _count(counts.get(name)) for name in _RUN_COUNT_COLUMNS}
+    error = counts.get("error")
+    con.execute(
+        f"update ingest_runs set finished_at = $finished_at, outcome = $outcome, error = $error, "
+        f"counts = $counts, {columns} where run_id = $run_id",
+        {
+            **parameters,
+            "finished_at": datetime.now(timezone.utc),
+            "outcome": outcome,
+            "error": None if error is None else str(error),
+            "counts": _json(_without_secrets(counts)),
+            "run_id": run_id,
+        },
+    )
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _without_secrets(value: object) -> object:
+    """Options and counts as stored: never a key, whatever a caller passes."""
+    if isinstance(value, dict):
+        return {
+            key: _without_secrets(item)
+            for key, item in value.items()
+            if not (isinstance(key, str) and _SECRET_OPTION.search(key))
+        }
+    if isinstance(value, (list, tuple)):
+        return [_without_secrets(item) for item in value]
+    if isinstance(value, str) and value.startswith("sk-or-"):
+        return "[redacted]"
+    return value
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value, default=str).decode()

@@ -1,0 +1,547 @@
+"""The warehouse: its tables and types, the batch upsert as ONE transaction, the queue, the runs,
+and what happens when the file is busy, too new, missing, or its writer is killed mid-batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+
+from pipeline import warehouse
+from pipeline.normalize import normalize_bodies
+from pipeline.warehouse import QueueUpdate
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+LLAMA = orjson.loads((FIXTURES / "generation_200_real_llama4scout_deepinfra_cancelled.json").read_bytes())["data"]
+DOCS = orjson.loads((FIXTURES / "generation_200_docs_openapi_example.json").read_bytes())["data"]
+NOW = datetime(2026, 2, 25, 12, 0, tzinfo=timezone.utc)
+T0 = 1771967973  # LLAMA's id timestamp, 2026-02-24T21:19:33Z
+
+
+def gen_id(index: int, seconds: int = T0) -> str:
+    return f"gen-{seconds}-{index:020d}"
+
+
+def body(generation_id: str, **changes: object) -> tuple[str, bytes]:
+    return generation_id, orjson.dumps({"data": {**LLAMA, "id": generation_id, **changes}})
+
+
+def loaded(*ids: str) -> list[QueueUpdate]:
+    return [QueueUpdate(generation_id, "loaded", 1, 200, None, None) for generation_id in ids]
+
+
+def write(con, bodies: list[tuple[str, bytes]], updates: list[QueueUpdate] | None = None, run_id: str = "run-1"):
+    batch = normalize_bodies(bodies)
+    if updates is None:
+        updates = loaded(*batch.generations["id"])
+    warehouse.upsert_batch(con, batch, updates, run_id=run_id)
+    return batch
+
+
+def table(con, name: str, order_by: str) -> list[tuple]:
+    return con.execute(f"select * from {name} order by {order_by}").fetchall()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "warehouse.duckdb"
+
+
+@pytest.fixture
+def con(path: Path):
+    connection = warehouse.connect(path)
+    yield connection
+    connection.close()
+
+
+def run_python(code: str, *args: str, **popen: object) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, **popen)
+
+
+# --- tables, types, migrations, views ---------------------------------------------------------
+
+GENERATION_TYPES = {
+    **dict.fromkeys(
+        ["id", "request_id", "session_id", "upstream_id", "response_cache_source_id", "preset_id", "workspace_id",
+         "external_user", "model", "provider_name", "router", "api_type", "service_tier", "data_region",
+         "web_search_engine", "finish_reason", "native_finish_reason", "origin", "http_referer", "user_agent",
+         "run_id"],
+        "VARCHAR",
+    ),
+    **dict.fromkeys(
+        ["app_id", "tokens_prompt", "tokens_completion", "native_tokens_prompt", "native_tokens_completion",
+         "native_tokens_completion_images", "native_tokens_reasoning", "native_tokens_cached", "num_media_prompt",
+         "num_input_audio_prompt", "num_media_completion", "num_search_results", "num_fetches"],
+        "BIGINT",
+    ),
+    **dict.fromkeys(
+        ["total_cost", "usage", "cache_discount", "upstream_inference_cost", "latency", "generation_time",
+         "moderation_latency"],
+        "DOUBLE",
+    ),
+    **dict.fromkeys(["is_byok", "streamed", "cancelled"], "BOOLEAN"),
+    **dict.fromkeys(["created_at", "loaded_at"], "TIMESTAMP WITH TIME ZONE"),
+    **dict.fromkeys(["provider_responses", "raw"], "JSON"),
+}  # fmt: skip
+
+
+def column_types(con, name: str) -> dict[str, str]:
+    return {column: kind for column, kind, *_ in con.execute(f"describe {name}").fetchall()}
+
+
+def test_generations_has_every_api_field_under_its_own_name_and_type(con):
+    assert column_types(con, "generations") == GENERATION_TYPES
+    assert len(GENERATION_TYPES) == 45 + 3  # the API's 45 keys, raw, loaded_at, run_id
+    key = con.execute("select constraint_column_names from duckdb_constraints() "
+                      "where table_name = 'generations' and constraint_type = 'PRIMARY KEY'").fetchall()
+    assert key == [(["id"],)]
+
+
+def test_the_other_tables_have_the_contract_columns(con):
+    assert column_types(con, "provider_responses") == {
+        "generation_id": "VARCHAR", "attempt": "INTEGER", "provider_name": "VARCHAR", "status": "INTEGER",
+        "latency": "DOUBLE", "endpoint_id": "VARCHAR", "model_permaslug": "VARCHAR", "is_byok": "BOOLEAN",
+        "routed_service_tier": "VARCHAR", "id": "VARCHAR",
+    }  # fmt: skip
+    assert column_types(con, "ingest_queue") == {
+        "generation_id": "VARCHAR", "first_seen_at": "TIMESTAMP WITH TIME ZONE", "source": "VARCHAR",
+        "status": "VARCHAR", "attempts": "INTEGER", "last_http_status": "INTEGER", "last_error": "VARCHAR",
+        "next_attempt_at": "TIMESTAMP WITH TIME ZONE", "updated_at": "TIMESTAMP WITH TIME ZONE",
+    }  # fmt: skip
+    runs = column_types(con, "ingest_runs")
+    assert {"run_id", "started_at", "finished_at", "options", "outcome", "counts", "loaded", "failed"} <= set(runs)
+    assert runs["options"] == "JSON"
+    assert column_types(con, "schema_migrations") == {
+        "version": "INTEGER", "name": "VARCHAR", "applied_at": "TIMESTAMP WITH TIME ZONE"
+    }
+
+
+def test_migrations_are_applied_once_and_recorded(path):
+    warehouse.connect(path).close()
+    con = warehouse.connect(path)
+    applied = con.execute("select version, name, applied_at from schema_migrations order by version").fetchall()
+    assert [(version, name) for version, name, _ in applied] == [
+        (version, name) for version, name, _ in warehouse.migrations()
+    ]
+    con.close()
+    con = warehouse.connect(path)
+    assert con.execute("select version, name, applied_at from schema_migrations order by version").fetchall() == applied
+    con.close()
+
+
+def test_opening_an_older_warehouse_applies_the_missing_migrations(path):
+    con = warehouse.connect(path)
+    con.execute("drop table ingest_runs")
+    con.execute("delete from schema_migrations where version = 4")
+    con.close()
+    con = warehouse.connect(path)
+    assert column_types(con, "ingest_runs")["run_id"] == "VARCHAR"
+    assert 4 in {version for (version,) in con.execute("select version from schema_migrations").fetchall()}
+    con.close()
+
+
+def test_every_view_file_is_a_view_after_opening(con):
+    views = {name for (name,) in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+    assert {file.stem for file in warehouse.VIEWS_DIR.glob("*.sql")} <= views
+    for view in views:
+        con.execute(f"select * from {view} limit 0")
+
+
+def test_a_warehouse_from_a_newer_orusage_is_refused(path):
+    con = warehouse.connect(path)
+    con.execute("insert into schema_migrations (version, name) values (999, '999_from_the_future')")
+    con.close()
+    for read_only in (False, True):
+        with pytest.raises(warehouse.WarehouseTooNewError, match=r"newer orusage \(schema version 999; this one knows up to 4\)"):
+            warehouse.connect(path, read_only=read_only)
+
+
+def test_read_only_refuses_a_missing_file_and_migrates_nothing(tmp_path):
+    with pytest.raises(warehouse.WarehouseNotFoundError, match="no warehouse at .*missing.duckdb"):
+        warehouse.connect(tmp_path / "missing.duckdb", read_only=True)
+    assert not (tmp_path / "missing.duckdb").exists()
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()
+    reader = warehouse.connect(tmp_path / "empty.duckdb", read_only=True)
+    assert reader.execute("select count(*) from information_schema.tables").fetchone() == (0,)
+    reader.close()
+
+
+def test_a_reader_cannot_write(path):
+    warehouse.connect(path).close()
+    reader = warehouse.connect(path, read_only=True)
+    with pytest.raises(duckdb.Error, match="read-only"):
+        reader.execute("delete from generations")
+    reader.close()
+
+
+def test_a_file_that_is_not_a_warehouse_gives_one_clear_line(tmp_path):
+    bogus = tmp_path / "notes.duckdb"
+    bogus.write_text("these are my notes\n" * 100)
+    with pytest.raises(warehouse.WarehouseError, match=r"cannot open warehouse .*notes.duckdb: ") as error:
+        warehouse.connect(bogus)
+    assert "\n" not in str(error.value)
+
+
+# --- the batch upsert -------------------------------------------------------------------------
+
+
+def test_a_batch_lands_in_all_three_tables(con):
+    docs_body = (DOCS["id"], orjson.dumps({"data": DOCS}))
+    batch = write(con, [body(LLAMA["id"]), docs_body], run_id="run-7")
+    stored = con.execute("select id, created_at, total_cost, tokens_prompt, is_byok, run_id, raw::varchar from generations order by id").fetchall()
+    assert stored == [
+        (LLAMA["id"], datetime(2026, 2, 24, 21, 19, 33, 705000, tzinfo=timezone.utc), 0.00003452, 65, False, "run-7",
+         batch.generations.filter(id=LLAMA["id"])["raw"][0]),
+        (DOCS["id"], datetime(2024, 7, 15, 23, 33, 19, 433273, tzinfo=timezone.utc), 0.0015, 10, False, "run-7",
+         batch.generations.filter(id=DOCS["id"])["raw"][0]),
+    ]  # fmt: skip
+    assert con.execute("select raw->>'$.usage' from generations where id = ?", [LLAMA["id"]]).fetchone() == ("0.00003452",)
+    assert table(con, "provider_responses", "generation_id, attempt") == [
+        (LLAMA["id"], 0, "DeepInfra", 200, 420.0, "9cf05ded-eefe-41b4-8c08-0c6460feffea",
+         "meta-llama/llama-4-scout-17b-16e-instruct", False, None, "chatcmpl-RpyL88Ca8K6TiYlxBWgZcDml"),
+    ]  # fmt: skip
+    assert con.execute("select generation_id, status, attempts, last_http_status, source from ingest_queue order by 1").fetchall() == [
+        (LLAMA["id"], "loaded", 1, 200, None),
+        (DOCS["id"], "loaded", 1, 200, None),
+    ]
+
+
+def test_applying_the_same_batch_twice_changes_nothing_but_the_queue_timestamps(con):
+    bodies = [body(gen_id(index), provider_responses=[{"status": 429}, {"status": 200}]) for index in range(50)]
+    updates = loaded(*[generation_id for generation_id, _ in bodies[:40]]) + [
+        QueueUpdate(generation_id, "failed", 3, 502, "bad gateway", NOW) for generation_id, _ in bodies[40:]
+    ]
+    write(con, bodies, updates)
+    before = [table(con, "generations", "id"), table(con, "provider_responses", "1, 2"),
+              con.execute("select * exclude (updated_at) from ingest_queue order by 1").fetchall()]  # fmt: skip
+    write(con, bodies, updates, run_id="run-2")
+    after = [table(con, "generations", "id"), table(con, "provider_responses", "1, 2"),
+             con.execute("select * exclude (updated_at) from ingest_queue order by 1").fetchall()]  # fmt: skip
+    assert after == before
+    assert len(before[0]) == 50 and len(before[1]) == 100
+
+
+def test_a_refetched_record_replaces_the_whole_row_and_all_its_attempts(con):
+    attempts = [{"provider_name": "A", "status": 429}, {"provider_name": "B", "status": 502}, {"provider_name": "C", "status": 200}]
+    write(con, [body(LLAMA["id"], provider_responses=attempts, usage_cache=None)], run_id="run-1")
+    write(con, [body(LLAMA["id"], provider_responses=[{"provider_name": "D", "status": 200}], tokens_prompt=99)], run_id="run-2")
+    tokens, raw, run_id, stored_attempts = con.execute(
+        "select tokens_prompt, raw::varchar, run_id, provider_responses::varchar from generations"
+    ).fetchone()
+    assert (tokens, run_id) == (99, "run-2")
+    assert "usage_cache" not in orjson.loads(raw)  # the old raw is gone, not merged
+    assert orjson.loads(stored_attempts) == [{"provider_name": "D", "status": 200}]
+    assert con.execute("select attempt, provider_name from provider_responses").fetchall() == [(0, "D")]
+
+
+def test_queue_updates_insert_ids_the_queue_has_not_seen_and_replace_the_others(con):
+    warehouse.stage_ids(con, [(gen_id(1), "app.log:1"), (gen_id(2), "app.log:2")], seen_at=NOW)
+    retry_at = NOW + timedelta(hours=1)
+    write(con, [], [
+        QueueUpdate(gen_id(1), "not_found", 4, 404, "not found", retry_at),
+        QueueUpdate(gen_id(3), "failed", 5, None, "connection reset", NOW),
+    ])  # fmt: skip
+    rows = con.execute("select generation_id, source, status, attempts, last_http_status, last_error, next_attempt_at "
+                       "from ingest_queue order by 1").fetchall()  # fmt: skip
+    assert rows == [
+        (gen_id(1), "app.log:1", "not_found", 4, 404, "not found", retry_at),
+        (gen_id(2), "app.log:2", "pending", 0, None, None, None),
+        (gen_id(3), None, "failed", 5, None, "connection reset", NOW),
+    ]
+
+
+def test_a_queue_update_must_be_a_final_status(con):
+    with pytest.raises(ValueError, match="'pending' is not loaded|not_found|failed"):
+        write(con, [], [QueueUpdate(gen_id(1), "pending", 0, None, None, None)])
+
+
+def test_rejected_bodies_do_not_stop_the_batch(con):
+    bodies = [body(gen_id(1)), (gen_id(2), b"<html>502 Bad Gateway</html>"), body(gen_id(3), tokens_prompt=1.5)]
+    batch = normalize_bodies(bodies)
+    updates = loaded(*batch.generations["id"]) + [
+        QueueUpdate(generation_id, "failed", 1, 200, reason, NOW) for generation_id, reason in batch.rejected
+    ]
+    warehouse.upsert_batch(con, batch, updates, run_id="run-1")
+    assert con.execute("select id from generations order by 1").fetchall() == [(gen_id(1),)]
+    assert dict(con.execute("select generation_id, last_error from ingest_queue where status = 'failed'").fetchall()) == {
+        gen_id(2): dict(batch.rejected)[gen_id(2)],
+        gen_id(3): "data.tokens_prompt=1.5 is not an integer",
+    }
+
+
+def test_a_failing_batch_leaves_nothing_behind(con, monkeypatch):
+    write(con, [body(gen_id(1))])
+    monkeypatch.setattr(warehouse, "_UPSERT_QUEUE_SQL", "select no_such_column from ingest_queue")
+    with pytest.raises(duckdb.Error):
+        write(con, [body(gen_id(1), tokens_prompt=7), body(gen_id(2))])
+    assert con.execute("select id, tokens_prompt from generations").fetchall() == [(gen_id(1), 65)]
+    assert con.execute("select count(*) from provider_responses").fetchone() == (1,)
+
+
+# a writer process that stops inside its transaction (or just after its commit) and waits to be killed
+DOOMED_WRITER = """
+import sys, time
+from pathlib import Path
+import orjson
+from pipeline import warehouse
+from pipeline.normalize import normalize_bodies
+
+path, ready, stop_after = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+record = orjson.loads(Path("tests/fixtures/generation_200_real_llama4scout_deepinfra_cancelled.json").read_bytes())["data"]
+ids = [f"gen-1771967973-{index:020d}" for index in range(2000)]
+batch = normalize_bodies([(i, orjson.dumps({"data": {**record, "id": i, "tokens_prompt": 2}})) for i in ids])
+
+class StopsInside:
+    def __init__(self, con):
+        self.con = con
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+    def execute(self, *args):
+        result = self.con.execute(*args)
+        if stop_after == "first write":  # generations written, attempts and queue not yet
+            ready.write_text("inside the transaction")
+            time.sleep(600)
+        return result
+    def commit(self):
+        self.con.commit()
+        if stop_after == "commit":
+            ready.write_text("committed")
+            time.sleep(600)
+
+con = warehouse.connect(path)
+updates = [warehouse.QueueUpdate(i, "loaded", 1, 200, None, None) for i in ids]
+warehouse.upsert_batch(StopsInside(con), batch, updates, run_id="doomed")
+"""
+
+
+def kill_inside(path: Path, tmp_path: Path, stop_after: str) -> None:
+    ready = tmp_path / "ready"
+    writer = run_python(DOOMED_WRITER, str(path), str(ready), stop_after)
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert writer.poll() is None, "the writer died before reaching its stop"
+        assert time.monotonic() < deadline, "the writer never reached its stop"
+        time.sleep(0.02)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+
+
+@pytest.mark.parametrize(("stop_after", "doomed_rows"), [("first write", 0), ("commit", 2000)])
+def test_a_writer_killed_mid_batch_leaves_all_of_it_or_none(path, tmp_path, stop_after, doomed_rows):
+    con = warehouse.connect(path)
+    write(con, [body(gen_id(index)) for index in range(10)], run_id="earlier")  # tokens_prompt 65
+    warehouse.stage_ids(con, [(gen_id(index), "app.log") for index in range(2000)], seen_at=NOW)
+    con.close()
+
+    kill_inside(path, tmp_path, stop_after)
+
+    con = warehouse.connect(path)
+    by_run = dict(con.execute("select run_id, count(*) from generations group by 1").fetchall())
+    if doomed_rows:
+        assert by_run == {"doomed": 2000}
+        assert con.execute("select count(*) from provider_responses").fetchone() == (2000,)
+        assert con.execute("select status, count(*) from ingest_queue group by 1").fetchall() == [("loaded", 2000)]
+    else:
+        assert by_run == {"earlier": 10}
+        assert con.execute("select distinct tokens_prompt from generations").fetchall() == [(65,)]
+        assert con.execute("select count(*) from provider_responses").fetchone() == (10,)
+        assert dict(con.execute("select status, count(*) from ingest_queue group by 1").fetchall()) == {"loaded": 10, "pending": 1990}
+    write(con, [body(gen_id(index), tokens_prompt=3) for index in range(2000, 2100)], run_id="next")
+    assert con.execute("select count(*) from generations where run_id = 'next'").fetchone() == (100,)
+    con.close()
+
+
+# --- one writer at a time ---------------------------------------------------------------------
+
+HOLDER = """
+import sys
+from pipeline import warehouse
+con = warehouse.connect(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.read()
+con.close()
+"""
+
+
+@pytest.fixture
+def holder(path):
+    warehouse.connect(path).close()
+    process = run_python(HOLDER, str(path), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "holding\n"
+    yield process
+    if not process.stdin.closed:
+        process.stdin.close()
+    process.wait(timeout=30)
+    process.stdout.close()
+
+
+def test_a_second_writer_is_refused_with_the_holder_named(path, holder):
+    for read_only in (False, True):
+        with pytest.raises(warehouse.WarehouseLockedError) as error:
+            warehouse.connect(path, read_only=read_only)
+        message = str(error.value)
+        assert f"warehouse {path} is in use by another process: PID {holder.pid} (" in message
+        assert "\n" not in message
+
+
+class FakeClock:
+    def __init__(self, on_first_sleep=None):
+        self.now = 1000.0
+        self.slept: list[float] = []
+        self.on_first_sleep = on_first_sleep
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        if not self.slept and self.on_first_sleep:
+            self.on_first_sleep()
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_a_writer_with_a_lock_timeout_waits_for_the_holder(path, holder, monkeypatch):
+    def holder_finishes() -> None:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+    clock = FakeClock(on_first_sleep=holder_finishes)
+    monkeypatch.setattr(warehouse, "_sleep", clock.sleep)
+    monkeypatch.setattr(warehouse, "_monotonic", clock.monotonic)
+    con = warehouse.connect(path, lock_timeout_s=30)
+    assert con.execute("select count(*) from generations").fetchone() == (0,)
+    con.close()
+    assert len(clock.slept) == 1
+
+
+def test_a_lock_timeout_gives_up_when_it_runs_out(path, holder, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(warehouse, "_sleep", clock.sleep)
+    monkeypatch.setattr(warehouse, "_monotonic", clock.monotonic)
+    with pytest.raises(warehouse.WarehouseLockedError, match=rf"\(waited 5 s\): PID {holder.pid} "):
+        warehouse.connect(path, lock_timeout_s=5)
+    assert sum(clock.slept) == pytest.approx(5)
+    assert max(clock.slept) <= 1.0
+
+
+# --- the queue --------------------------------------------------------------------------------
+
+
+def test_stage_ids_counts_only_new_ids_and_keeps_the_first_sighting(con):
+    assert warehouse.stage_ids(con, [(gen_id(1), "a.log:1"), (gen_id(2), "a.log:2"), (gen_id(1), "a.log:9")], seen_at=NOW) == 2
+    assert warehouse.stage_ids(con, [(gen_id(2), "b.log:1"), (gen_id(3), "b.log:2")], seen_at=NOW) == 1
+    assert con.execute("select generation_id, source, status, attempts, first_seen_at from ingest_queue order by 1").fetchall() == [
+        (gen_id(1), "a.log:1", "pending", 0, NOW),
+        (gen_id(2), "a.log:2", "pending", 0, NOW),
+        (gen_id(3), "b.log:2", "pending", 0, NOW),
+    ]
+
+
+def test_stage_ids_leaves_loaded_ids_alone_and_works_in_chunks(con, monkeypatch):
+    write(con, [body(gen_id(1))])
+    monkeypatch.setattr(warehouse, "STAGE_CHUNK_IDS", 3)
+    found = [(gen_id(index), f"a.log:{index}") for index in range(1, 11)]
+    assert warehouse.stage_ids(con, iter(found), seen_at=NOW) == 9
+    assert con.execute("select status from ingest_queue where generation_id = ?", [gen_id(1)]).fetchone() == ("loaded",)
+
+
+def test_stage_ids_runs_inside_the_callers_transaction(con):
+    con.execute("begin transaction")
+    assert warehouse.stage_ids(con, [(gen_id(1), "a.log:1")], seen_at=NOW) == 1
+    assert warehouse.due_counts(con, now=NOW) == {"pending": 1}
+    con.execute("rollback")
+    assert con.execute("select count(*) from ingest_queue").fetchone() == (0,)
+
+
+@pytest.fixture
+def queue(con):
+    """One id in every situation due_ids distinguishes."""
+    ids = {
+        "pending": gen_id(1),
+        "loaded": gen_id(2),
+        "failed, due": gen_id(3),
+        "failed, later": gen_id(4),
+        "not found, due": gen_id(5),
+        "not found, later": gen_id(6),
+        "not found, a week old": gen_id(7, seconds=T0 - 8 * 86400),
+        "no timestamp, pending": "gen-3bhGkxlo4XFrqiabUM7NDtwDzWwG",
+        "pending, a day later": gen_id(8, seconds=T0 + 86400),
+    }
+    warehouse.stage_ids(con, [(generation_id, "app.log") for generation_id in ids.values()], seen_at=NOW)
+    write(con, [body(ids["loaded"])])
+    write(con, [], [
+        QueueUpdate(ids["failed, due"], "failed", 3, 500, "boom", NOW - timedelta(seconds=1)),
+        QueueUpdate(ids["failed, later"], "failed", 3, 500, "boom", NOW + timedelta(hours=1)),
+        QueueUpdate(ids["not found, due"], "not_found", 3, 404, "not found", NOW),
+        QueueUpdate(ids["not found, later"], "not_found", 3, 404, "not found", NOW + timedelta(hours=1)),
+        QueueUpdate(ids["not found, a week old"], "not_found", 3, 404, "not found", NOW - timedelta(days=1)),
+    ])  # fmt: skip
+    return ids
+
+
+def due(con, **options) -> list[str]:
+    return [generation_id for chunk in warehouse.due_ids(con, now=NOW, **options) for generation_id in chunk]
+
+
+def test_due_ids_are_pending_and_retries_whose_time_has_come(con, queue):
+    expected = ["pending", "failed, due", "not found, due", "no timestamp, pending", "pending, a day later"]
+    assert sorted(due(con)) == sorted(queue[name] for name in expected)
+    assert warehouse.due_counts(con, now=NOW) == {"failed": 1, "not_found": 1, "pending": 3}
+
+
+def test_refresh_adds_the_loaded_ids(con, queue):
+    assert queue["loaded"] in due(con, refresh=True)
+    assert warehouse.due_counts(con, now=NOW, refresh=True)["loaded"] == 1
+
+
+def test_since_and_until_filter_on_the_ids_own_timestamp_inclusively(con, queue):
+    day_one = datetime.fromtimestamp(T0, timezone.utc)
+    assert queue["pending, a day later"] not in due(con, until=day_one + timedelta(hours=1))
+    # an id without a timestamp is placed by when it was first seen (NOW, the next day)
+    assert sorted(due(con, since=day_one + timedelta(hours=1))) == [queue["pending, a day later"], queue["no timestamp, pending"]]
+    exact = due(con, since=day_one, until=day_one)
+    assert queue["pending"] in exact and queue["pending, a day later"] not in exact
+
+
+def test_due_ids_come_in_chunks_from_a_snapshot(con, queue):
+    chunks = warehouse.due_ids(con, now=NOW, chunk_size=2)
+    first = next(chunks)
+    assert len(first) == 2
+    write(con.cursor(), [body(generation_id) for generation_id in first])  # loaded while iterating
+    rest = [generation_id for chunk in chunks for generation_id in chunk]
+    assert len(first) + len(rest) == 5
+    assert not set(first) & set(rest)
+    assert con.execute("select count(*) from duckdb_tables() where temporary").fetchone() == (0,)
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def test_a_run_is_recorded_without_any_key(con):
+    run_id = warehouse.start_run(con, options={
+        "paths": ["logs/"], "concurrency": 32, "api_key": "sk-or-v1-secret", "base_url": "sk-or-v1-pasted-in-the-wrong-place",
+        "headers": {"Authorization": "Bearer sk-or-v1-secret"},
+    })  # fmt: skip
+    warehouse.finish_run(con, run_id, outcome="some_failed", counts={
+        "loaded": 7, "failed": 2, "not_found": 1, "ids_in_logs": 10, "error": None, "due_by_status": {"pending": 10},
+    })  # fmt: skip
+    row = con.execute("select run_id, outcome, loaded, failed, not_found, ids_in_logs, finished_at >= started_at, "
+                      "options::varchar, counts::varchar from ingest_runs").fetchone()  # fmt: skip
+    assert row[:7] == (run_id, "some_failed", 7, 2, 1, 10, True)
+    assert orjson.loads(row[7]) == {"paths": ["logs/"], "concurrency": 32, "base_url": "[redacted]", "headers": {}}
+    assert orjson.loads(row[8])["due_by_status"] == {"pending": 10}
+    assert "sk-or" not in str(con.execute("select * from ingest_runs").fetchall())
+
+
+def test_a_run_that_never_finished_has_no_outcome(con):
+    run_id = warehouse.start_run(con, options={})
+    assert con.execute("select finished_at, outcome from ingest_runs where run_id = ?", [run_id]).fetchone() == (None, None)
