@@ -1,0 +1,363 @@
+"""Named reports (`sql/reports/<name>.sql`) and ad-hoc SQL over a read-only warehouse, as polars frames.
+
+A report is one parameterised query. Its file says what it answers (first comment line) and which
+`--by` groupings it accepts (a `-- by:` line, the default marked); the query reads the parameters
+it needs among `$since`, `$until`, `$by`, `$model`, `$provider` and `$top`, and only those are
+passed. The window is half-open, `since <= created_at < until`, in UTC. Without one, a report covers
+the 30 UTC days that end with the day of the newest generation: the last 30 days *of data*, so a
+warehouse loaded last month still reports on something.
+
+Nothing here knows click: the CLI and notebooks call the same functions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+REPORTS_DIR = Path(__file__).resolve().parent.parent / "sql" / "reports"
+DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+DEFAULT_WINDOW = timedelta(days=30)
+BY_CHOICES = ("day", "week", "month", "model", "provider", "app", "user", "session")
+TIME_BUCKETS = ("day", "week", "month")
+
+# Statement types a read-only query may run; everything else (COPY, ATTACH, SET, CALL, INSTALL...)
+# is refused before DuckDB sees it, with a message that says why.
+_READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+_PARAM = re.compile(r"\$([a-z_]+)")
+
+
+class ReportError(ValueError):
+    """A request the reports cannot answer: unknown report, a --by it does not offer, a bad date."""
+
+
+class WriteRefusedError(ReportError):
+    """A statement that could change the warehouse (or the files around it) sent to a read-only query."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    name: str
+    question: str  # the file's first comment line: what the report answers
+    by: tuple[str, ...]  # the --by values it accepts; empty when it has a fixed shape
+    default_by: str | None  # None: grouping is optional (or not offered)
+    sql: str
+    params: frozenset[str]  # the $parameters the query reads
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open UTC interval: since <= created_at < until."""
+
+    since: datetime
+    until: datetime
+
+    def __str__(self) -> str:
+        last = self.until - timedelta(microseconds=1)
+        if self.since.time() == time() and self.until.time() == time():
+            return f"{self.since:%Y-%m-%d} to {last:%Y-%m-%d} UTC"
+        return f"{self.since:%Y-%m-%d %H:%M:%S} to {self.until:%Y-%m-%d %H:%M:%S} UTC (exclusive)"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportResult:
+    report: Report
+    window: Window
+    by: str | None
+    frame: pl.DataFrame
+
+
+def _parse_report(path: Path) -> Report:
+    sql = path.read_text()
+    comments = [line[2:].strip() for line in sql.splitlines() if line.startswith("--")]
+    by: tuple[str, ...] = ()
+    default_by = None
+    for line in comments:
+        if line.startswith("by:"):
+            choices = [c.strip() for c in line[3:].split(",")]
+            by = tuple(c.removesuffix("(default)").strip() for c in choices)
+            default_by = next((c.removesuffix("(default)").strip() for c in choices if c.endswith("(default)")), None)
+    unknown = set(by) - set(BY_CHOICES)
+    if unknown:
+        raise ReportError(f"{path}: unknown --by values {sorted(unknown)} in its '-- by:' line")
+    return Report(
+        name=path.stem,
+        question=comments[0] if comments else "",
+        by=by,
+        default_by=default_by,
+        sql=sql,
+        params=frozenset(_PARAM.findall(re.sub(r"--[^\n]*", "", sql))),
+    )
+
+
+@cache
+def _reports(directory: Path) -> dict[str, Report]:
+    return {p.stem: _parse_report(p) for p in sorted(directory.glob("*.sql"))}
+
+
+def list_reports(directory: Path = REPORTS_DIR) -> list[Report]:
+    return list(_reports(directory).values())
+
+
+def get_report(name: str, directory: Path = REPORTS_DIR) -> Report:
+    reports = _reports(directory)
+    if name not in reports:
+        raise ReportError(f"no report named {name!r}; the reports are: {', '.join(reports)}")
+    return reports[name]
+
+
+# ---- the window ------------------------------------------------------------------------------
+
+
+def parse_when(value: str | date | datetime, *, end: bool = False) -> datetime:
+    """A bound of the window, as an aware UTC datetime.
+
+    A bare date is a whole UTC day: as `since` it starts at midnight; as `until` (end=True) the day is
+    included, so `--since 2026-08-01 --until 2026-08-31` is all of August. A date-time is used as is
+    (naive means UTC), and `until` is exclusive.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            raise ReportError(f"not a date or date-time: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+00:00])")
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    day = datetime.combine(value, time(), tzinfo=UTC)
+    return day + timedelta(days=1) if end else day
+
+
+def resolve_window(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    since: str | date | datetime | None = None,
+    until: str | date | datetime | None = None,
+) -> Window:
+    """Fill in what the caller left out: until = the end of the newest generation's UTC day, since = until - 30 days."""
+    end = parse_when(until, end=True) if until is not None else None
+    if end is None:
+        # a date, not the TIMESTAMPTZ itself: DuckDB would need pytz to hand that to Python
+        newest_day = con.execute("select (max(created_at) at time zone 'UTC')::date from generations").fetchone()[0]
+        newest_day = newest_day or datetime.now(UTC).date()
+        end = parse_when(newest_day, end=True)
+    start = parse_when(since) if since is not None else end - DEFAULT_WINDOW
+    if start >= end:
+        raise ReportError(f"empty window: since {since or start.isoformat()} is not before until {until or end.isoformat()}")
+    return Window(start, end)
+
+
+# ---- running ---------------------------------------------------------------------------------
+
+
+def run_report(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    *,
+    since: str | date | datetime | None = None,
+    until: str | date | datetime | None = None,
+    by: str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    top: int | None = None,
+    directory: Path = REPORTS_DIR,
+) -> ReportResult:
+    """Run one named report. `model` and `provider` are globs (`anthropic/*`); `top` keeps the N largest groups."""
+    report = get_report(name, directory)
+    if by is not None and by not in report.by:
+        offered = f"--by {', '.join(report.by)}" if report.by else "no --by"
+        raise ReportError(f"report {name!r} cannot group by {by!r}: it offers {offered}")
+    if top is not None and "top" not in report.params:
+        raise ReportError(f"report {name!r} has no --top: it returns every row it has")
+    if top is not None and top < 1:
+        raise ReportError(f"top must be at least 1, got {top}")
+    by = by or report.default_by
+    window = resolve_window(con, since=since, until=until)
+    values: dict[str, Any] = {
+        "since": window.since,
+        "until": window.until,
+        "by": by,
+        "model": model,
+        "provider": provider,
+        "top": top,
+    }
+    params = {k: v for k, v in values.items() if k in report.params}
+    frame = _tidy(pl.DataFrame(con.sql(report.sql, params=params)))
+    return ReportResult(report, window, by, _name_group_column(frame, by))
+
+
+def _tidy(frame: pl.DataFrame) -> pl.DataFrame:
+    """DuckDB sums BIGINTs into HUGEINT, which arrives as a 38-digit decimal: make counts plain Int64 again."""
+    decimals = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Decimal) and dtype.scale == 0]
+    return frame.with_columns(pl.col(decimals).cast(pl.Int64)) if decimals else frame
+
+
+def _name_group_column(frame: pl.DataFrame, by: str | None) -> pl.DataFrame:
+    """Reports group under a generic `by_key`; show it under the grouping's own name (a date for time buckets)."""
+    if "by_key" not in frame.columns:
+        return frame
+    if by is None:
+        return frame.drop("by_key")
+    if by in TIME_BUCKETS:
+        frame = frame.with_columns(pl.col("by_key").str.to_date("%Y-%m-%d"))
+    return frame.rename({"by_key": by})
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse anything but one SELECT / EXPLAIN (WITH, FROM-first, DESCRIBE, SHOW, SUMMARIZE are SELECTs)."""
+    statements = con.extract_statements(query)
+    if len(statements) != 1:
+        raise ReportError(f"one statement at a time, got {len(statements)}")
+    kind = statements[0].type
+    if kind not in _READ_STATEMENTS:
+        raise WriteRefusedError(
+            f"refused: {kind.name} statement; queries are read-only (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)"
+        )
+
+
+def run_query(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+    """Ad-hoc read-only SQL, one statement."""
+    check_read_only(con, query)
+    relation = con.sql(query, params=params or None)
+    if relation is None:
+        return pl.DataFrame()
+    # polars cannot import INTERVAL or UNION columns (it panics): hand those over as text
+    unsupported = [any(t in str(dtype) for t in ("INTERVAL", "UNION(")) for dtype in relation.types]
+    if any(unsupported):
+        quoted = ['"' + name.replace('"', '""') + '"' for name in relation.columns]
+        relation = relation.project(
+            ", ".join(f"{q}::varchar as {q}" if bad else q for q, bad in zip(quoted, unsupported))
+        )
+    return pl.DataFrame(relation)
+
+
+def one_line(error: BaseException) -> str:
+    """DuckDB's own message on one line, without the echoed query and caret it appends."""
+    lines = []
+    for line in str(error).splitlines():
+        if line.startswith("LINE ") or not line.strip() or set(line.strip()) == {"^"}:
+            break
+        lines.append(line.strip())
+    return " ".join(lines) or type(error).__name__
+
+
+# ---- the notebook API ------------------------------------------------------------------------
+
+
+def _connect(path: str | Path) -> duckdb.DuckDBPyConnection:
+    from pipeline.warehouse import WarehouseError, WarehouseNotFoundError, connect
+
+    try:
+        con = connect(path, read_only=True)
+    except WarehouseNotFoundError as e:
+        raise ReportError(f"{e}: run `orusage ingest` (or `orusage demo`), or point --warehouse / ORUSAGE_WAREHOUSE at one") from None
+    except WarehouseError as e:
+        raise ReportError(str(e)) from None
+    try:  # a slow query must not draw progress bars into a report
+        con.execute("set enable_progress_bar = false")
+    except duckdb.Error:  # under Jupyter DuckDB refuses to touch the setting without ipywidgets
+        pass
+    return con
+
+
+class Warehouse:
+    """Read-only access for notebooks and scripts: `Warehouse(path).report("daily_cost")`, `.sql("...")`.
+
+    Each call opens the file, answers, and closes it, so a notebook left open never holds a lock
+    that would stop `orusage ingest` from writing.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path or os.environ.get("ORUSAGE_WAREHOUSE") or DEFAULT_WAREHOUSE)
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.path)!r})"
+
+    def report(
+        self,
+        name: str,
+        *,
+        since: str | date | datetime | None = None,
+        until: str | date | datetime | None = None,
+        by: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        top: int | None = None,
+    ) -> pl.DataFrame:
+        return self.run(name, since=since, until=until, by=by, model=model, provider=provider, top=top).frame
+
+    def run(self, name: str, **options: Any) -> ReportResult:
+        """Like report(), with the resolved window and grouping alongside the frame."""
+        con = _connect(self.path)
+        try:
+            return run_report(con, name, **options)
+        finally:
+            con.close()
+
+    def sql(self, query: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        con = _connect(self.path)
+        try:
+            return run_query(con, query, params)
+        finally:
+            con.close()
+
+    def window(
+        self, *, since: str | date | datetime | None = None, until: str | date | datetime | None = None
+    ) -> Window:
+        con = _connect(self.path)
+        try:
+            return resolve_window(con, since=since, until=until)
+        finally:
+            con.close()
+
+    @staticmethod
+    def reports() -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "report": [r.name for r in list_reports()],
+                "answers": [r.question for r in list_reports()],
+                "by": [", ".join(f"{b} (default)" if b == r.default_by else b for b in r.by) for r in list_reports()],
+            }
+        )
+
+
+# ---- `orusage status` ----------------------------------------------------------------------------------
+
+_FAILURE_REASON_CHARS = 120
+
+
+def status(path: str | Path, *, last_runs: int = 5, top_failures: int = 10) -> dict[str, object]:
+    """What `orusage status` shows: queue by status, what is loaded, the last runs, failures by reason."""
+    con = _connect(path)
+    try:
+        queue = dict(con.execute(
+            "select status, count(*) from ingest_queue group by status order by status").fetchall())
+        count, first, last, total_cost = con.execute(
+            "select count(*), strftime(min(created_at), '%Y-%m-%d %H:%M:%S'), "
+            "strftime(max(created_at), '%Y-%m-%d %H:%M:%S'), coalesce(sum(total_cost), 0) from generations"
+        ).fetchone()
+        runs = con.execute(
+            "select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S') as started_at, outcome, loaded, not_found, "
+            "failed from ingest_runs order by started_at desc limit ?", [last_runs]).fetchall()
+        failures = con.execute(
+            "select left(coalesce(last_error, '(no message)'), ?) as reason, count(*) as ids, min(generation_id) "
+            "from ingest_queue where status = 'failed' group by reason order by ids desc, reason limit ?",
+            [_FAILURE_REASON_CHARS, top_failures]).fetchall()
+    finally:
+        con.close()
+    return {
+        "warehouse": str(path),
+        "queue": queue,
+        "generations": {"count": count, "first_created_at": first, "last_created_at": last,
+                        "total_cost_usd": total_cost},
+        "runs": [dict(zip(("run_id", "started_at", "outcome", "loaded", "not_found", "failed"), row)) for row in runs],
+        "failures": [{"reason": reason, "ids": ids, "example_id": example} for reason, ids, example in failures],
+    }
