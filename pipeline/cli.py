@@ -6,6 +6,9 @@ retried; 2 usage or input error; 3 the API refused the key (401/402/403).
 
 from __future__ import annotations
 
+import json
+import sys
+
 import click
 
 from pipeline import __version__
@@ -22,5 +25,247 @@ def cli() -> None:
     """Usage analytics for OpenRouter: generation ids from your logs, their cost and latency in DuckDB."""
 
 
+@cli.command("fake-api")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=0, show_default=True, help="0 picks a free port.")
+@click.option("--size", type=int, default=1000, show_default=True, help="Number of generations served.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--days", type=int, default=21, show_default=True, help="Days the generations spread over.")
+@click.option("--end", default=None, help="Last instant of the data: ISO date/time or 'now' [default: fixed date].")
+@click.option("--api-key", envvar="ORUSAGE_FAKE_API_KEY", default="sk-or-v1-fake", show_default=True,
+              show_envvar=True, help="Key the fake server accepts.")
+@click.option("--fault-rate", type=float, default=0.0, show_default=True, help="Share of requests with a transient fault.")
+@click.option("--not-found-first", type=int, default=0, show_default=True, help="Answer 404 to the first N requests of each id.")
+@click.option("--latency-ms", type=float, default=0.0, show_default=True, help="Added to every response.")
+@click.option("--max-rps", type=float, default=None, help="Server-wide limit; beyond it 429 + Retry-After.")
+@click.option("--retry-after-s", type=float, default=0.0, show_default=True, help="Wait announced by injected 429s.")
+@click.option("--slow-s", type=float, default=0.05, show_default=True, help="Delay of a 'slow' fault.")
+@click.option("--fatal-after", type=int, default=None, help="After N requests answer --fatal-status to everything.")
+@click.option("--fatal-status", type=click.Choice(["401", "402", "403"]), default="402", show_default=True)
+def fake_api_command(host: str, port: int, size: int, seed: int, days: int, end: str | None, api_key: str,
+                     fault_rate: float, not_found_first: int, latency_ms: float, max_rps: float | None,
+                     retry_after_s: float, slow_s: float, fatal_after: int | None, fatal_status: str) -> None:
+    """Serve a fake OpenRouter API on loopback; prints its base URL first, stops on Ctrl-C/SIGTERM."""
+    from pipeline import fake_api
+
+    try:
+        dataset = fake_api.Dataset(size, seed=seed, days=days, end=fake_api.parse_end(end) if end else None)
+        faults = fake_api.Faults.transient(
+            fault_rate, not_found_first=not_found_first, seed=seed, latency_ms=latency_ms, max_rps=max_rps,
+            retry_after_s=retry_after_s, slow_s=slow_s, fatal_after=fatal_after, fatal_status=int(fatal_status))
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    fake_api.serve(dataset, api_key=api_key, faults=faults, host=host, port=port,
+                   on_listening=lambda url: click.echo(url))
+
+
+class _InputError(click.ClickException):
+    """One line on stderr, exit 2: bad input (unknown report, SQL error, refused write), not a crash."""
+
+    exit_code = EXIT_USAGE
+
+
+def _read_options(f):  # the options `report` and `query` share
+    f = click.option("--warehouse", envvar="ORUSAGE_WAREHOUSE", default="data/warehouse.duckdb", show_default=True,
+                     show_envvar=True, help="The DuckDB file to read (opened read-only).")(f)
+    f = click.option("--output", "-o", "output_path", type=click.Path(dir_okay=False), default=None,
+                     help="Write to FILE instead of stdout.")(f)
+    f = click.option("--format", "-f", "fmt", default="table", show_default=True,
+                     type=click.Choice(["table", "csv", "json", "markdown", "parquet"]))(f)
+    return f
+
+
+@cli.command("report")
+@click.argument("name", required=False)
+@click.option("--list", "list_reports", is_flag=True, help="Name each report and what it answers.")
+@click.option("--since", help="Window start, inclusive: YYYY-MM-DD or an ISO date-time (UTC). [default: 30 days before --until]")
+@click.option("--until", help="Window end: a date is included whole, a date-time is exclusive. [default: the newest generation's day]")
+@click.option("--by", help="Group by day, week, month, model, provider, app, user or session (each report lists its own).")
+@click.option("--model", help="Only models matching this glob, e.g. 'anthropic/*'.")
+@click.option("--provider", help="Only providers matching this glob, e.g. 'Google*'.")
+@click.option("--top", type=click.IntRange(min=1), help="Keep the N largest groups.")
+@_read_options
+def report_command(name: str | None, list_reports: bool, since: str | None, until: str | None, by: str | None,
+                   model: str | None, provider: str | None, top: int | None, fmt: str, output_path: str | None,
+                   warehouse: str) -> None:
+    """Run the named report over a window of the warehouse (default: the last 30 days of data)."""
+    import duckdb
+
+    from pipeline import output, reports
+
+    try:
+        if list_reports or name is None:
+            output.write_frame(reports.Warehouse.reports(), fmt=fmt, output=output_path)
+            return
+        result = reports.Warehouse(warehouse).run(name, since=since, until=until, by=by, model=model,
+                                                  provider=provider, top=top)
+        title = f"{name}{f' by {result.by}' if result.by else ''}, {result.window}"
+        output.write_frame(result.frame, fmt=fmt, output=output_path, title=title)
+    except (reports.ReportError, output.OutputError, duckdb.Error, OSError) as e:
+        raise _InputError(reports.one_line(e)) from None
+
+
+@cli.command("query")
+@click.argument("sql")
+@_read_options
+def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str) -> None:
+    """Run one read-only SQL statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE); '-' reads it from stdin."""
+    import duckdb
+
+    from pipeline import output, reports
+
+    try:
+        frame = reports.Warehouse(warehouse).sql(click.get_text_stream("stdin").read() if sql == "-" else sql)
+        output.write_frame(frame, fmt=fmt, output=output_path)
+    except (reports.ReportError, output.OutputError, duckdb.Error, OSError) as e:
+        raise _InputError(reports.one_line(e)) from None
+
+
+def _utc_bound(end: bool):  # click callback for --since/--until on `ids`
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None):
+        from pipeline.logs import parse_utc_time
+
+        try:
+            return None if value is None else parse_utc_time(value, end=end)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+
+    return parse
+
+
+@cli.command("ids")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--since", metavar="DATE", callback=_utc_bound(end=False),
+              help="Only ids created at or after this (UTC, from the id's own timestamp): YYYY-MM-DD or an ISO date-time.")
+@click.option("--until", metavar="DATE", callback=_utc_bound(end=True),
+              help="Only ids created before this: a date is included whole, a date-time is exclusive.")
+@click.option("--with-source", is_flag=True, help="Add a tab and the file:line of each id's first sighting.")
+@click.option("--count", is_flag=True, help="Print only the number of distinct ids.")
+def ids_command(paths: tuple[str, ...], since, until, with_source: bool, count: bool) -> None:
+    """Print the distinct generation ids found in PATHS, one per line, in order of first sighting.
+
+    PATHS are files, folders (read recursively), glob patterns, or - for stdin; gzip, zstd, bzip2 and
+    xz files are read by their content. Unreadable sources are skipped with a warning on stderr; the
+    exit code is 2 only if no source could be read at all.
+    """
+    import os
+    import sys
+
+    from pipeline.logs import ScanStats, find_ids
+
+    stats = ScanStats()
+    found = find_ids(paths, since=since, until=until, stats=stats,
+                     warn=lambda message: click.echo(f"warning: {message}", err=True))
+    out = sys.stdout
+    try:
+        if count:
+            for _ in found:
+                pass
+            out.write(f"{stats.ids_found}\n")
+        else:
+            for generation_id, source in found:
+                out.write(f"{generation_id}\t{source}\n" if with_source else f"{generation_id}\n")
+        out.flush()
+    except BrokenPipeError:  # `orusage ids logs/ | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    if stats.files_read == 0:
+        raise _InputError("no source could be read" if stats.warnings else "no files in the given folders")
+
+
+_WAREHOUSE_OPTION = click.option(
+    "--warehouse", envvar="ORUSAGE_WAREHOUSE", default="data/warehouse.duckdb", show_default=True, show_envvar=True,
+    type=click.Path(dir_okay=False), help="The DuckDB file (created on first use).")
+
+
+@cli.command("ingest")
+@click.argument("paths", nargs=-1, required=True)
+@_WAREHOUSE_OPTION
+@click.option("--base-url", envvar="OPENROUTER_BASE_URL", show_envvar=True, default=None,
+              help="API base URL [default: https://openrouter.ai/api/v1].")
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True, help="Requests in flight.")
+@click.option("--max-rps", type=click.FloatRange(min=0.1), default=None, help="Cap on requests per second.")
+@click.option("--since", metavar="DATE", callback=_utc_bound(end=False),
+              help="Only ids created at or after DATE (the time inside the id).")
+@click.option("--until", metavar="DATE", callback=_utc_bound(end=True),
+              help="Only ids created before DATE (a bare date includes that day).")
+@click.option("--refresh", is_flag=True, help="Fetch again ids already loaded.")
+@click.option("--dry-run", is_flag=True, help="Say what would be fetched, by status; send no request, change nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True,
+              help="Results per warehouse transaction.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Seconds to wait for another writer to release the warehouse.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary on stderr.")
+def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None, concurrency: int,
+                   max_rps: float | None, since, until, refresh: bool, dry_run: bool, batch_size: int,
+                   lock_timeout: float, as_json: bool, quiet: bool) -> None:
+    """Find generation ids in PATHS (files, folders, globs, - for stdin) and load their metadata.
+
+    Ids already loaded are not fetched again (unless --refresh); a killed run is completed by the next.
+    The key is read from OPENROUTER_API_KEY.
+    """
+    import os
+    from pathlib import Path
+
+    from pipeline import ingest, progress, warehouse as wh
+
+    api_key = os.environ.get("OPENROUTER_API_KEY") or None
+    if api_key is None and not dry_run:
+        raise click.UsageError("OPENROUTER_API_KEY is not set: export your OpenRouter API key first")
+    options = ingest.IngestOptions(
+        paths=paths, warehouse_path=Path(warehouse), base_url=base_url, concurrency=concurrency, max_rps=max_rps,
+        since=since, until=until, refresh=refresh, dry_run=dry_run, batch_size=batch_size,
+        lock_timeout_s=lock_timeout)
+    display = progress.progress_display(quiet=quiet)
+    try:
+        summary = ingest.ingest(options, api_key=api_key, on_progress=display)
+    except wh.WarehouseError as exc:
+        raise _InputError(str(exc)) from None
+    finally:
+        display.close()
+    if as_json:
+        click.echo(json.dumps(summary.as_dict()))
+    if not quiet:
+        click.echo(progress.summary_text(summary), err=True)
+    sys.exit(summary.exit_code)
+
+
+@cli.command("status")
+@_WAREHOUSE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status_command(warehouse: str, as_json: bool) -> None:
+    """What the warehouse holds: queue by status, date range and totals, last runs, failures by reason."""
+    from pipeline import progress, reports
+
+    try:
+        report = reports.status(warehouse)
+    except reports.ReportError as exc:
+        raise _InputError(str(exc)) from None
+    click.echo(json.dumps(report, default=str, indent=2) if as_json else progress.status_text(report))
+
+
+@cli.command("demo")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
+              help="Where the demo logs and warehouse go.")
+def demo_command(data_dir: str) -> None:
+    """Run the whole pipeline on built-in sample logs against a local fake OpenRouter API."""
+    from pathlib import Path
+
+    from pipeline import demo, progress
+
+    display = progress.progress_display(quiet=False)
+    try:
+        result = demo.run_demo(Path(data_dir), on_progress=display, say=lambda line: click.echo(line, err=True))
+    finally:
+        display.close()
+    click.echo(progress.summary_text(result.summary), err=True)
+    click.echo(demo.first_look(result))
+
+
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""The nightly job, and nothing else: logs -> queue -> fetch -> normalize -> upsert.
+
+The warehouse is the only checkpoint. Ids found in the logs are staged in `ingest_queue` first;
+the ids that are due are then read back in chunks, fetched concurrently, and every batch of
+outcomes is normalized and upserted together with its queue updates in ONE transaction. A run
+killed at any moment therefore loses at most the batch in flight, which the next run fetches
+again; an id whose row is committed is never fetched again (unless `refresh`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from pipeline import warehouse
+from pipeline.client import FatalAPIError, Failed, Loaded, NotFound, OpenRouterClient, Outcome, RetryPolicy
+from pipeline.fetch import fetch_generations
+from pipeline.logs import ScanStats, find_ids
+from pipeline.normalize import normalize_bodies
+
+STAGE_CHUNK_IDS = 50_000
+# A `failed` id is due again on the next run; a `not_found` one an hour later (the API's lag is
+# seconds to minutes), until it is a week old (warehouse.due_ids applies the age limit).
+NOT_FOUND_RECHECK_AFTER = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    paths: tuple[str, ...]
+    warehouse_path: Path
+    base_url: str | None = None
+    concurrency: int = 32
+    max_rps: float | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    refresh: bool = False
+    dry_run: bool = False
+    batch_size: int = 5_000
+    batch_seconds: float = 2.0
+    lock_timeout_s: float = 0.0
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def for_the_record(self) -> dict[str, object]:
+        """The options as stored in `ingest_runs` (there is no key among them, by construction)."""
+        record = asdict(self)
+        record["paths"] = list(self.paths)
+        record["warehouse_path"] = str(self.warehouse_path)
+        for name in ("since", "until"):
+            value = record[name]
+            record[name] = value.isoformat() if value else None
+        return record
+
+
+@dataclass
+class Progress:
+    """Counters of one run; the progress display and the summary read the same object."""
+
+    ids_in_logs: int = 0
+    ids_new: int = 0
+    ids_due: int = 0
+    done: int = 0
+    loaded: int = 0
+    not_found: int = 0
+    failed: int = 0
+    rejected: int = 0
+    requests: int = 0
+    retries: int = 0
+    responses_429: int = 0
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started_monotonic
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    outcome: str  # ok | some_failed | key_refused | interrupted | dry_run
+    progress: Progress
+    scan: ScanStats
+    due_by_status: dict[str, int]
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": 0, "dry_run": 0, "some_failed": 1, "interrupted": 1, "key_refused": 3}[self.outcome]
+
+    def as_dict(self) -> dict[str, object]:
+        p = self.progress
+        return {
+            "run_id": self.run_id,
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "elapsed_s": round(p.elapsed_s, 3),
+            "ids_in_logs": p.ids_in_logs,
+            "ids_new": p.ids_new,
+            "ids_due": p.ids_due,
+            "due_by_status": self.due_by_status,
+            "loaded": p.loaded,
+            "not_found": p.not_found,
+            "failed": p.failed,
+            "rejected": p.rejected,
+            "requests": p.requests,
+            "retries": p.retries,
+            "responses_429": p.responses_429,
+            "files_read": self.scan.files_read,
+            "files_skipped": self.scan.files_skipped,
+            "bytes_read": self.scan.bytes_read,
+        }
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def ingest(
+    options: IngestOptions,
+    *,
+    api_key: str | None,
+    on_progress: ProgressCallback | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """Run the whole line once. Raises warehouse errors (locked, too new) before any work."""
+    con = warehouse.connect(options.warehouse_path, lock_timeout_s=options.lock_timeout_s)
+    try:
+        return _ingest(con, options, api_key=api_key, on_progress=on_progress or (lambda _: None), warn=warn)
+    finally:
+        con.close()
+
+
+def _ingest(con, options: IngestOptions, *, api_key, on_progress: ProgressCallback, warn) -> RunSummary:
+    progress = Progress()
+    scan = ScanStats()
+    run_id = warehouse.start_run(con, options=options.for_the_record())
+    now = datetime.now(timezone.utc)
+    if options.dry_run:
+        con.execute("begin transaction")
+    for chunk in _chunks(find_ids(options.paths, since=options.since, until=options.until, stats=scan, warn=warn)):
+        progress.ids_in_logs += len(chunk)
+        progress.ids_new += warehouse.stage_ids(
+            con, chunk, seen_at=now
+        )
+        on_progress(progress)
+    due_by_status = warehouse.due_counts(
+        con, now=now, refresh=options.refresh, since=options.since, until=options.until
+    )
+    progress.ids_due = sum(due_by_status.values())
+    on_progress(progress)
+    if options.dry_run:
+        con.execute("rollback")
+        summary = RunSummary(run_id, "dry_run", progress, scan, due_by_status)
+        warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
+        return summary
+
+    outcome, error = asyncio.run(_fetch_and_load(con, options, api_key, run_id, now, progress, on_progress))
+    summary = RunSummary(run_id, outcome, progress, scan, due_by_status, error)
+    warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
+    return summary
+
+
+def _chunks(found: Iterator[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    chunk: list[tuple[str, str]] = []
+    for generation_id, source in found:
+        chunk.append((generation_id, source))
+        if len(chunk) >= STAGE_CHUNK_IDS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+async def _due_ids(con, options: IngestOptions, now: datetime) -> AsyncIterator[str]:
+    for chunk in warehouse.due_ids(con, now=now, refresh=options.refresh, since=options.since, until=options.until):
+        for generation_id in chunk:
+            yield generation_id
+        await asyncio.sleep(0)
+
+
+async def _fetch_and_load(
+    con,
+    options: IngestOptions,
+    api_key: str | None,
+    run_id: str,
+    now: datetime,
+    progress: Progress,
+    on_progress: ProgressCallback,
+) -> tuple[str, str | None]:
+    """Fetch the due ids and load them batch by batch; returns (outcome, error)."""
+    writer = _BatchWriter(con.cursor(), run_id)
+    pending: list[Outcome] = []
+    last_flush = time.monotonic()
+    outcome, error = "ok", None
+    async with OpenRouterClient(
+        api_key, base_url=options.base_url, max_rps=options.max_rps, policy=options.retry_policy
+    ) as client:
+        try:
+            async for result in fetch_generations(_due_ids(con, options, now), client, concurrency=options.concurrency):
+                pending.append(result)
+                if len(pending) >= options.batch_size or time.monotonic() - last_flush >= options.batch_seconds:
+                    await writer.submit(pending, progress)
+                    pending, last_flush = [], time.monotonic()
+                    _copy_client_stats(client, progress)
+                    on_progress(progress)
+        except FatalAPIError as exc:
+            outcome, error = "key_refused", str(exc)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            outcome, error = "interrupted", "interrupted"
+        finally:
+            await writer.submit(pending, progress)
+            await writer.drain()
+            _copy_client_stats(client, progress)
+            on_progress(progress)
+    if outcome == "ok" and progress.failed:
+        outcome = "some_failed"
+    return outcome, error
+
+
+def _copy_client_stats(client: OpenRouterClient, progress: Progress) -> None:
+    stats = client.stats
+    progress.requests = stats.requests
+    progress.retries = stats.retries
+    progress.responses_429 = stats.responses_429
+
+
+class _BatchWriter:
+    """Writes batches on a worker thread, one at a time, so fetching goes on while DuckDB writes.
+
+    At most one batch is being written while the next one is collected: memory stays bounded by
+    two batches, and batches commit in order.
+    """
+
+    def __init__(self, cursor, run_id: str) -> None:
+        self._cursor = cursor
+        self._run_id = run_id
+        self._in_flight: asyncio.Task[None] | None = None
+
+    async def submit(self, outcomes: Sequence[Outcome], progress: Progress) -> None:
+        await self.drain()
+        if outcomes:
+            self._in_flight = asyncio.create_task(asyncio.to_thread(self._write, list(outcomes), progress))
+
+    async def drain(self) -> None:
+        if self._in_flight is not None:
+            task, self._in_flight = self._in_flight, None
+            await asyncio.shield(task)
+
+    def _write(self, outcomes: list[Outcome], progress: Progress) -> None:
+        now = datetime.now(timezone.utc)
+        batch = normalize_bodies([(o.generation_id, o.body) for o in outcomes if isinstance(o, Loaded)])
+        rejected = dict(batch.rejected)
+        updates = [_queue_update(o, rejected, now) for o in outcomes]
+        warehouse.upsert_batch(self._cursor, batch, updates, run_id=self._run_id)
+        for update in updates:
+            progress.done += 1
+            if update.status == "loaded":
+                progress.loaded += 1
+            elif update.status == "not_found":
+                progress.not_found += 1
+            else:
+                progress.failed += 1
+        progress.rejected += len(rejected)
+
+
+def _queue_update(outcome: Outcome, rejected: dict[str, str], now: datetime) -> warehouse.QueueUpdate:
+    if isinstance(outcome, Loaded):
+        reason = rejected.get(outcome.generation_id)
+        if reason is None:
+            return warehouse.QueueUpdate(outcome.generation_id, "loaded", outcome.attempts, 200, None, None)
+        return warehouse.QueueUpdate(outcome.generation_id, "failed", outcome.attempts, 200, reason, now)
+    if isinstance(outcome, NotFound):
+        return warehouse.QueueUpdate(
+            outcome.generation_id, "not_found", outcome.attempts, 404, "not found", now + NOT_FOUND_RECHECK_AFTER
+        )
+    assert isinstance(outcome, Failed)
+    return warehouse.QueueUpdate(
+        outcome.generation_id, "failed", outcome.attempts, outcome.last_status, outcome.last_error,
+        outcome.not_before or now,
+    )

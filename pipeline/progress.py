@@ -1,0 +1,140 @@
+"""Progress of an ingest run on stderr: a live bar on a terminal, plain periodic lines elsewhere.
+
+Cron mails whatever a job prints, so when stderr is not a terminal the display is one line every
+`interval_s` seconds instead of a redrawn bar.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from pipeline.ingest import Progress as RunProgress
+from pipeline.ingest import RunSummary
+
+
+def _rate(progress: RunProgress) -> float:
+    return progress.done / progress.elapsed_s if progress.elapsed_s > 0 else 0.0
+
+
+def describe(progress: RunProgress) -> str:
+    return (
+        f"{progress.done:,}/{progress.ids_due:,} ids, {_rate(progress):,.0f} ids/s, "
+        f"loaded {progress.loaded:,}, not found {progress.not_found:,}, failed {progress.failed:,}, "
+        f"retries {progress.retries:,}, 429s {progress.responses_429:,}"
+    )
+
+
+class PlainLines:
+    def __init__(self, stream: TextIO, interval_s: float = 10.0) -> None:
+        self._stream = stream
+        self._interval_s = interval_s
+        self._last = 0.0
+
+    def __call__(self, progress: RunProgress) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._interval_s and progress.ids_due:
+            self._last = now
+            print(f"orusage: {describe(progress)}", file=self._stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class LiveBar:
+    def __init__(self, stream: TextIO) -> None:
+        self._bar = Progress(
+            TextColumn("[bold]fetching"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} ids/s"),
+            TextColumn("loaded {task.fields[loaded]}  not found {task.fields[not_found]}  "
+                       "failed {task.fields[failed]}  retries {task.fields[retries]}  429s {task.fields[r429]}"),
+            TimeRemainingColumn(),
+            console=Console(file=stream),
+            transient=True,
+        )
+        self._task = self._bar.add_task("fetch", total=None, rate="0", loaded=0, not_found=0, failed=0,
+                                        retries=0, r429=0)
+        self._bar.start()
+
+    def __call__(self, progress: RunProgress) -> None:
+        self._bar.update(
+            self._task,
+            total=progress.ids_due or None,
+            completed=progress.done,
+            rate=f"{_rate(progress):,.0f}",
+            loaded=f"{progress.loaded:,}",
+            not_found=f"{progress.not_found:,}",
+            failed=f"{progress.failed:,}",
+            retries=f"{progress.retries:,}",
+            r429=f"{progress.responses_429:,}",
+        )
+
+    def close(self) -> None:
+        self._bar.stop()
+
+
+class Silent:
+    def __call__(self, progress: RunProgress) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_display(*, quiet: bool, stream: TextIO = sys.stderr) -> PlainLines | LiveBar | Silent:
+    if quiet:
+        return Silent()
+    if stream.isatty():
+        return LiveBar(stream)
+    return PlainLines(stream)
+
+
+def summary_text(summary: RunSummary) -> str:
+    """The closing lines of a run, for people (the --json summary is for machines)."""
+    p, scan = summary.progress, summary.scan
+    lines = [
+        f"orusage: run {summary.run_id}: {summary.outcome} in {p.elapsed_s:,.1f} s",
+        f"  logs: {scan.files_read:,} files read, {scan.files_skipped:,} skipped, {scan.bytes_read / 1e6:,.1f} MB, "
+        f"{p.ids_in_logs:,} ids ({p.ids_new:,} new)",
+    ]
+    if summary.outcome == "dry_run":
+        by_status = ", ".join(f"{n:,} {status}" for status, n in sorted(summary.due_by_status.items())) or "nothing"
+        lines.append(f"  would fetch {p.ids_due:,} ids: {by_status}")
+    else:
+        lines.append(f"  fetched {p.done:,} of {p.ids_due:,} due: {p.loaded:,} loaded, {p.not_found:,} not found, "
+                     f"{p.failed:,} failed ({p.rejected:,} bodies rejected)")
+        lines.append(f"  {p.requests:,} requests, {p.retries:,} retries, {p.responses_429:,} rate-limited")
+    if summary.error:
+        lines.append(f"  error: {summary.error}")
+    if summary.outcome == "some_failed":
+        lines.append("  failed ids stay queued: the next run retries them (`orusage status` groups them by reason)")
+    return "\n".join(lines)
+
+
+def status_text(report: dict) -> str:
+    queue = report["queue"]
+    generations = report["generations"]
+    lines = [f"warehouse {report['warehouse']}",
+             "queue: " + (", ".join(f"{n:,} {status}" for status, n in queue.items()) or "empty")]
+    if generations["count"]:
+        lines.append(
+            f"generations: {generations['count']:,} from {generations['first_created_at']} to "
+            f"{generations['last_created_at']}, total cost ${generations['total_cost_usd']:,.2f}")
+    else:
+        lines.append("generations: none yet")
+    if report["runs"]:
+        lines.append("last runs:")
+        for run in report["runs"]:
+            lines.append(f"  {run['run_id']}  {run['outcome'] or 'unfinished'}  loaded {run['loaded'] or 0:,}  "
+                         f"not found {run['not_found'] or 0:,}  failed {run['failed'] or 0:,}")
+    if report["failures"]:
+        lines.append("failed ids by reason:")
+        for failure in report["failures"]:
+            lines.append(f"  {failure['ids']:>8,}  {failure['reason']}  (e.g. {failure['example_id']})")
+    return "\n".join(lines)
