@@ -80,7 +80,7 @@ class Progress:
 @dataclass
 class RunSummary:
     run_id: str
-    outcome: str  # ok | some_failed | key_refused | interrupted | dry_run
+    outcome: str  # ok | some_failed | key_refused | interrupted | dry_run | no_input
     progress: Progress
     scan: ScanStats
     due_by_status: dict[str, int]
@@ -88,7 +88,9 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return {"ok": 0, "dry_run": 0, "some_failed": 1, "interrupted": 1, "key_refused": 3}[self.outcome]
+        return {"ok": 0, "dry_run": 0, "some_failed": 1, "interrupted": 1, "no_input": 2, "key_refused": 3}[
+            self.outcome
+        ]
 
     def as_dict(self) -> dict[str, object]:
         p = self.progress
@@ -146,6 +148,12 @@ def _ingest(con, options: IngestOptions, *, api_key, on_progress: ProgressCallba
             con, chunk, seen_at=now
         )
         on_progress(progress)
+    if scan.files_read == 0:
+        if options.dry_run:
+            con.execute("rollback")
+        summary = RunSummary(run_id, "no_input", progress, scan, {}, "no log could be read (see the warnings above)")
+        warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
+        return summary
     due_by_status = warehouse.due_counts(
         con, now=now, refresh=options.refresh, since=options.since, until=options.until
     )
