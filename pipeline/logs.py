@@ -34,17 +34,19 @@ names. gzip goes through ISA-L in its own thread (``isal.igzip_threaded``: one G
 through Python 3.14's ``compression.zstd`` (backported), which, unlike ``zstandard``'s stream reader,
 reports a truncated file instead of ending it silently.
 
-The text is scanned as bytes, 1 MiB at a time, with one regular expression (Python's ``re`` over big
-chunks runs ~3x faster than reading line by line), so invalid UTF-8, CRLF, NUL bytes and multi-
+The text is scanned as bytes, 512 KiB at a time, with one regular expression (Python's ``re`` over
+big chunks runs ~3x faster than reading line by line), so invalid UTF-8, CRLF, NUL bytes and multi-
 megabyte lines change nothing. A chunk ends just before its trailing run of id characters, which is
 carried into the next chunk with the one byte before it as the lookbehind's context: an id split
-across chunks is found once, and the carry stays under 40 bytes. Lines are counted only where they
-are needed: a chunk with a new id gets its newline offsets from numpy and each new id's line by
-binary search; any other chunk just counts its newlines (numpy, ~5x ``bytes.count``). A reader thread
-of our own for plain files gained nothing: the GIL handoffs serialised it with the regex.
+across chunks is found once, and the carry stays under 40 bytes. Each chunk is handled as a batch
+(see `_Scanner._scan`): the regex dominates, and a new id costs ~0.5 us more (set insert, line,
+decoding, its `path:line` string and tuple). Lines are counted only where they are needed: a chunk
+with a new id places each one with numpy's packed newline bits (`_lines`); any other chunk just
+counts its newlines (numpy, ~5x ``bytes.count``). A reader thread of our own for plain files gained
+nothing: the GIL handoffs serialised it with the regex.
 
 Distinct ids are kept exact, as bytes in a set: ~130 bytes each, so a million distinct ids (a 1 GB log
-with a new id on every fifth line) peak at ~170 MB RSS (bench/scan_logs.py measures it).
+with a new id on every fifth line) peak at ~160 MB RSS (bench/scan_logs.py measures it).
 
 Bad input
 ---------
@@ -62,6 +64,7 @@ import contextlib
 import glob
 import io
 import lzma
+import operator
 import os
 import re
 import stat
@@ -71,16 +74,24 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Protocol
 
-import numpy as np
 from isal import igzip_threaded
+
+if "numpy" not in sys.modules:
+    # numpy serves this module's vectorised byte passes, never BLAS, but OpenBLAS starts a thread per
+    # core when numpy loads, and each spins ~0.1 s waiting for work: on 2 busy cores that took ~12% of
+    # a 64 MB scan (bench/scan_logs.py). One thread: none is started.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
 
 if sys.version_info >= (3, 14):
     from compression import zstd
 else:
     from backports import zstd
 
-CHUNK_BYTES = 1 << 20
-"""Bytes scanned per regex call; 256 KiB to 4 MiB ran at the same speed, 1 MiB keeps memory small."""
+CHUNK_BYTES = 1 << 19
+"""Bytes scanned per regex call. 256 KiB to 4 MiB ran within a few percent; 512 KiB ran 2-3% fewer
+instructions than 1 MiB on a busy log (a new id every ~1 KB): a chunk's ~500 match objects stay under
+the garbage collector's 700-allocation trigger, and its newline flags stay in cache."""
 
 SNIFF_BYTES = 1 << 20
 """A source is binary if its first SNIFF_BYTES (decompressed) hold no id, a NUL and >= 5% control bytes."""
@@ -93,7 +104,6 @@ _PIECE_BYTES = 1 << 16
 
 _ID_CHAR_CLASS = rb"A-Za-z0-9_\-"
 _ID_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-_IS_ID_BYTE = bytes(byte in _ID_CHARS for byte in range(256))
 _ID_LEN = 35
 _CARRY_RUN = _ID_LEN + 1
 """A trailing run of id characters this long cannot start an id (one more id character follows it)."""
@@ -107,17 +117,19 @@ _ID_RE = re.compile(
 )
 _ID_FULL_RE = re.compile(r"gen-(?:1[6-9]|[2-9][0-9])[0-9]{8}-[A-Za-z0-9]{20}")
 
+_MATCHED = operator.itemgetter(0)
+"""A match's text: `map(_MATCHED, matches)` takes every id of a chunk without a Python step per match."""
 _NEWLINE = 10
+_ONE = np.uint64(1)
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
 """Bytes that text does not hold: C0 controls except tab, newline, form feed, CR and ESC; DEL."""
 _STDIN = "-"
 
 
-@dataclass(frozen=True, slots=True)
-class FoundId:
-    generation_id: str
-    source: str
-    """`path:line` of the first sighting (`-:12` for stdin); lines count from 1."""
+FoundId = tuple[str, str]
+"""`(generation_id, source)`: the id and the `path:line` of its first sighting (`-:12` for stdin),
+lines counting from 1. A plain tuple, because a log can hold a million new ids: building a frozen
+dataclass cost ~0.5 us each, a tuple ~0.1 us, and a NamedTuple's Python-level `__new__` is no cheaper."""
 
 
 @dataclass
@@ -176,7 +188,8 @@ def find_ids(
     warn: Callable[[str], None] | None = None,
     chunk_size: int = CHUNK_BYTES,
 ) -> Iterator[FoundId]:
-    """Yield each distinct generation id in `paths` once, in order of first sighting.
+    """Yield each distinct generation id in `paths` once, in order of first sighting, as a plain
+    tuple `(generation_id, source)`: `for generation_id, source in find_ids(paths)`.
 
     Arguments are read in the order given; folders and globs in sorted path order; `-` is stdin.
     `since` (inclusive) and `until` (exclusive; naive means UTC) filter on the id's own timestamp.
@@ -192,7 +205,9 @@ def find_ids(
         chunk_size=max(1, chunk_size),
     )
     for name in _expand(paths, scanner.skip):
-        yield from scanner.scan_source(name)
+        with contextlib.closing(scanner.scan_source(name)) as batches:
+            for ids, sources in batches:  # a chunk's worth: one generator hop per id, not three
+                yield from zip(ids, sources)
 
 
 # --- sources -------------------------------------------------------------------------------------
@@ -376,7 +391,7 @@ class _Scanner:
         self.stats.warnings.append(message)
         self.warn(message)
 
-    def scan_source(self, name: str) -> Iterator[FoundId]:
+    def scan_source(self, name: str) -> Iterator[tuple[list[str], list[str]]]:
         label = "stdin" if name == _STDIN else name
         try:
             file = sys.stdin.buffer if name == _STDIN else open(name, "rb")  # noqa: SIM115
@@ -412,13 +427,18 @@ class _Scanner:
 
     def _scan(
         self, chunks: Iterator[_Chunk], source: str
-    ) -> Generator[FoundId, None, tuple[int, bool, str | None]]:
-        """Yield the first sightings in one source; returns (bytes scanned, binary, damage or None).
+    ) -> Generator[tuple[list[str], list[str]], None, tuple[int, bool, str | None]]:
+        """Yield one source's first sightings, as (ids, sources) per chunk; return (bytes scanned,
+        binary, damage or None).
 
-        Two ways to find where the new ids are, chosen by how many new ids the previous chunk had:
-        few (a re-scan, SSE streams) -> `findall`, then a `find` for each new one, which scans on
-        from the previous one (~1.8 us per new id spread over a chunk); more than 1 match in 8 ->
-        `finditer`, whose match objects cost ~0.25 us more per match.
+        Batch work per chunk, with no Python step per byte or per line and as few as possible per
+        id, because a busy log holds a new id every ~1 KB (a million per GB), each costing on top of
+        the regex: one regex call gives the chunk's ids, set operations pick the new ones
+        (`_first_sightings`), numpy places them on their lines (`_lines`), one join decodes them, and
+        only they get a `path:line` string. Their offsets come from `finditer`'s match objects (~10%
+        slower than `findall`, far cheaper than searching for the ids again), so a chunk uses
+        `finditer` when the previous one had a new id (they come in runs) and `findall` otherwise,
+        running `finditer` as well only on the chunk where new ids resume.
         """
         seen = self.seen
         stats = self.stats
@@ -432,48 +452,26 @@ class _Scanner:
             for chunk in chunks:
                 buffer, start, cut = chunk.buffer, chunk.start, chunk.cut
                 scanned += chunk.new_bytes
-                fresh: list[bytes] = []
-                positions: list[int] = []
-                if cut <= start:
-                    pass
-                elif dense:
-                    matches = 0
-                    for match in _ID_RE.finditer(buffer, start, cut):
-                        matches += 1
-                        key = match[0]
-                        if key not in seen:
-                            seen.add(key)
-                            fresh.append(key)
-                            positions.append(match.start() - start)
-                    sightings += matches
-                    dense = len(fresh) * 8 > matches
-                else:
-                    keys = _ID_RE.findall(buffer, start, cut)
-                    sightings += len(keys)
-                    if keys and not seen.issuperset(keys):
-                        fresh = [key for key in dict.fromkeys(keys) if key not in seen]
-                        seen.update(fresh)
-                        at = start
-                        for key in fresh:
-                            at = _find_sighting(buffer, key, at, cut)
-                            positions.append(at - start)
-                        dense = len(fresh) * 8 > len(keys)
+                matches = list(_ID_RE.finditer(buffer, start, cut)) if dense else None
+                keys = list(map(_MATCHED, matches)) if matches is not None else _ID_RE.findall(buffer, start, cut)
+                sightings += len(keys)
+                fresh = _first_sightings(keys, seen)
+                dense = bool(fresh)
                 if fresh and self.filtering:
-                    kept = [i for i, key in enumerate(fresh) if self.low_s <= int(key[4:14]) < self.high_s]
+                    kept = [i for i in fresh if self.low_s <= int(keys[i][4:14]) < self.high_s]
                     stats.ids_out_of_range += len(fresh) - len(kept)
-                    fresh = [fresh[i] for i in kept]
-                    positions = [positions[i] for i in kept]
-                if cut > start:
-                    text = np.frombuffer(buffer, dtype=np.uint8, count=cut - start, offset=start)
-                    if fresh:
-                        newlines = np.flatnonzero(text == _NEWLINE)
-                        lines = (np.searchsorted(newlines, positions) + (lines_before + 1)).tolist()
-                        lines_before += len(newlines)
-                        ids = b"\n".join(fresh).decode("ascii").split("\n")
-                        stats.ids_found += len(ids)
-                        yield from map(FoundId, ids, [f"{prefix}{line}" for line in lines])
-                    else:
-                        lines_before += int(np.count_nonzero(text == _NEWLINE))
+                    fresh = kept
+                text = np.frombuffer(buffer, dtype=np.uint8, count=cut - start, offset=start)
+                if fresh:
+                    if matches is None:
+                        matches = list(_ID_RE.finditer(buffer, start, cut))
+                    lines, lines_before = _lines(text, [matches[i].start() for i in fresh], start, lines_before)
+                    new_keys = keys if len(fresh) == len(keys) else [keys[i] for i in fresh]
+                    ids = b"\n".join(new_keys).decode("ascii").split("\n")
+                    stats.ids_found += len(ids)
+                    yield ids, [f"{prefix}{line}" for line in lines]
+                elif cut > start:
+                    lines_before += int(np.count_nonzero(text == _NEWLINE))
                 if sniffing and (scanned >= SNIFF_BYTES or chunk.final):
                     sniffing = False
                     if chunk.binary_head and not sightings:
@@ -483,16 +481,47 @@ class _Scanner:
         return scanned, False, None
 
 
-def _find_sighting(buffer: bytearray, key: bytes, start: int, end: int) -> int:
-    """Offset of the first standalone occurrence of the id `key` at or after `start`."""
-    while True:
-        at = buffer.find(key, start, end)
-        if at < 0:
-            raise AssertionError(f"{key!r} was matched but not found again")
-        after = at + _ID_LEN
-        if (at == 0 or not _IS_ID_BYTE[buffer[at - 1]]) and (after >= end or not _IS_ID_BYTE[buffer[after]]):
-            return at
-        start = at + 1
+def _first_sightings(keys: list[bytes], seen: set[bytes]) -> Sequence[int]:
+    """Indices in `keys` of the ids not in `seen`, each at its first occurrence; adds them to `seen`.
+
+    Set operations first, so that a chunk pays a Python step per id only when it mixes new ids
+    with known ones: all known (a re-scan) is one `issuperset`; all new and distinct (a busy log,
+    1 GB with a million ids) is one `isdisjoint` and one `update`. Each stops early when it fails.
+    """
+    if seen.issuperset(keys):
+        return []
+    if seen.isdisjoint(keys):
+        size_before = len(seen)
+        seen.update(keys)
+        if len(seen) - size_before == len(keys):
+            return range(len(keys))
+        first_index = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))  # the first one wins
+        return sorted(first_index.values())
+    seen_add = seen.add
+    return [i for i, key in enumerate(keys) if key not in seen and not seen_add(key)]
+
+
+def _lines(text: np.ndarray, offsets: list[int], origin: int, lines_before: int) -> tuple[list[int], int]:
+    """The 1-based line of each of the sorted buffer `offsets` (`text` starts at `origin`, after
+    `lines_before` lines), and the lines before the end of `text`.
+
+    Vectorised, because a chunk can hold thousands of new ids: the newline flags are packed into
+    64-bit words (bit i of word w is byte 64w+i), whose running popcount gives the newlines before
+    each word, and a masked popcount of an offset's own word gives the rest. ~0.3 ns a byte, a
+    third less than `flatnonzero` + `searchsorted`, which allocate one integer per newline.
+    """
+    size = len(text)
+    is_newline = np.empty(size + -size % 64, dtype=bool)
+    is_newline[size:] = False
+    np.equal(text, _NEWLINE, out=is_newline[:size])
+    words = np.packbits(is_newline, bitorder="little").view("<u8")
+    per_word = np.bitwise_count(words)
+    through_word = np.cumsum(per_word, dtype=np.int64)
+    at = np.array(offsets, dtype=np.int64) - origin
+    word = at >> 6
+    below = words[word] & ((_ONE << (at & 63).astype(np.uint64)) - _ONE)
+    lines = through_word[word] - per_word[word] + np.bitwise_count(below) + (lines_before + 1)
+    return lines.tolist(), lines_before + int(through_word[-1])
 
 
 def _epoch_s(moment: datetime) -> float:

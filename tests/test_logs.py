@@ -52,7 +52,7 @@ def scan(*paths: str | Path, chunk_size: int = logs.CHUNK_BYTES, **options) -> t
 
 
 def ids_in(*paths: str | Path, **options) -> list[str]:
-    return [f.generation_id for f in scan(*paths, **options)[0]]
+    return [generation_id for generation_id, _ in scan(*paths, **options)[0]]
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -110,7 +110,7 @@ def test_the_observed_list_yields_its_live_ids_and_none_of_the_placeholders():
 def test_each_real_excerpt_gives_its_ids_with_file_and_line(fixture, expected):
     found, stats = scan(FIXTURES / fixture)
 
-    assert [(f.generation_id, f.source) for f in found] == [(i, f"{FIXTURES / fixture}:{line}") for i, line in expected]
+    assert found == [(i, f"{FIXTURES / fixture}:{line}") for i, line in expected]
     assert stats.files_read == 1 and stats.warnings == []
 
 
@@ -163,7 +163,7 @@ def test_an_id_is_found_in_every_shape_it_is_logged_in(tmp_path, shape):
     line = shape.replace("%s", ID_A)
     path = write(tmp_path / "app.log", "first line\n" + line + "\nlast line\n")
 
-    assert [(f.generation_id, f.source) for f in scan(path)[0]] == [(ID_A, f"{path}:2")]
+    assert scan(path)[0] == [(ID_A, f"{path}:2")]
 
 
 @pytest.mark.parametrize("decoy", DECOYS)
@@ -189,7 +189,7 @@ def test_each_id_once_at_its_first_sighting_in_argument_order(tmp_path):
 
     found, stats = scan(first, second)
 
-    assert [(f.generation_id, f.source) for f in found] == [
+    assert found == [
         (ID_B, f"{first}:1"), (ID_A, f"{first}:2"), (ID_C, f"{second}:2"),
     ]
     assert (stats.files_read, stats.ids_found, stats.bytes_read) == (2, 3, first.stat().st_size + second.stat().st_size)
@@ -199,7 +199,7 @@ def test_lines_count_newlines_whatever_the_bytes_around_them(tmp_path):
     data = b"\xff\xfe broken utf-8\r\n\x00 a stray NUL\r\n" + b"a" * 3_000_000 + b" " + ID_A.encode() + b"\r\n" + ID_B.encode()
     path = write(tmp_path / "odd.log", data)
 
-    assert [(f.generation_id, f.source) for f in scan(path)[0]] == [(ID_A, f"{path}:3"), (ID_B, f"{path}:4")]
+    assert scan(path)[0] == [(ID_A, f"{path}:3"), (ID_B, f"{path}:4")]
 
 
 @pytest.mark.parametrize(("run_bytes", "chunk_size"), [(3_000_000, logs.CHUNK_BYTES), (5000, 4096), (5000, 50)])
@@ -211,12 +211,13 @@ def test_an_id_after_a_long_run_of_id_characters_is_not_glued_to_it(tmp_path, ru
 
 
 def test_a_chunk_of_known_ids_still_places_a_new_one_on_its_own_line(tmp_path):
-    """After a chunk of repeats, the scan switches to findall + find; a decoy must not fool the find."""
+    """After a chunk of repeats, the scan switches to findall, and reads a chunk again with finditer
+    once it holds a new id: the new id's line must come from that second pass, decoy and all."""
     path = write(tmp_path / "repeats.log", f"{ID_A} " * 120 + f"\nx{ID_B}\n{ID_B}\n")
 
     found = scan(path, chunk_size=4096)[0]
 
-    assert [(f.generation_id, f.source) for f in found] == [(ID_A, f"{path}:1"), (ID_B, f"{path}:3")]
+    assert found == [(ID_A, f"{path}:1"), (ID_B, f"{path}:3")]
 
 
 # --- chunk edges ---------------------------------------------------------------------------------
@@ -234,7 +235,7 @@ def test_ids_straddling_chunk_edges_are_found_once_and_decoys_never(tmp_path, ch
 
     found = scan(path, chunk_size=chunk_size)[0]
 
-    assert [(f.generation_id, f.source) for f in found] == [
+    assert found == [
         (ID_A, f"{path}:1"), (ID_B, f"{path}:2"), (ID_C, f"{path}:4"),
     ]
 
@@ -259,6 +260,10 @@ FRAGMENTS = st.one_of(
 )
 
 
+def with_line_numbers(found: list[FoundId]) -> list[tuple[str, int]]:
+    return [(generation_id, int(source.rsplit(":", 1)[1])) for generation_id, source in found]
+
+
 def fresh_ids_with_lines(data: bytes) -> list[tuple[str, int]]:
     """The reference: the id regex over the whole text at once, first sightings, 1-based lines."""
     out: dict[str, int] = {}
@@ -275,7 +280,7 @@ def test_any_chunking_finds_what_the_whole_text_holds(tmp_path, parts, chunk_siz
 
     found = scan(path, chunk_size=chunk_size)[0]
 
-    assert [(f.generation_id, int(f.source.rsplit(":", 1)[1])) for f in found] == fresh_ids_with_lines(data)
+    assert with_line_numbers(found) == fresh_ids_with_lines(data)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -292,6 +297,25 @@ def test_an_id_between_any_separators_is_found_and_no_decoy_is(tmp_path, pieces,
     embedded = list(dict.fromkeys(token for _, token in pieces if token in (ID_A, ID_B, ID_C)))
 
     assert ids_in(write(tmp_path / "p.log", data), chunk_size=chunk_size) == embedded
+
+
+@pytest.mark.parametrize("chunk_size", [4096, logs.CHUNK_BYTES])
+def test_a_busy_log_places_every_new_id_on_its_line(tmp_path, chunk_size):
+    """Ids line after line, at every offset of a 64-byte word: chunks of only new ids, of new ids
+    twice, of new and known ones, of only known ones, then new ones again; each on its own line."""
+    lines = []
+    for n in range(4000):
+        phase = n // 1000
+        old = 5 * (n % 200) + 1  # a line of phase 0 that holds an id
+        number = (n, (n, n - 1, old)[n % 3], old, n)[phase]
+        padding = "x" * (n % 67)
+        lines.append(padding if n % 5 == 0 else f'{padding} "id":"gen-17719{number:05d}-0hZ8J5kY7qLMOKbPx0u3"')
+    data = "\r\n".join(lines).encode()
+    path = write(tmp_path / "busy.log", data)
+
+    found = scan(path, chunk_size=chunk_size)[0]
+
+    assert with_line_numbers(found) == fresh_ids_with_lines(data)
 
 
 # --- what it reads -------------------------------------------------------------------------------
@@ -320,7 +344,7 @@ def test_compressed_files_are_read_by_their_content(tmp_path, name, encode, chun
 
     found, stats = scan(path, chunk_size=chunk_size)
 
-    assert [(f.generation_id, f.source) for f in found] == [(ID_A, f"{path}:2"), (ID_B, f"{path}:8")]
+    assert found == [(ID_A, f"{path}:2"), (ID_B, f"{path}:8")]
     assert (stats.files_read, stats.bytes_read, stats.warnings) == (1, len(text), [])
 
 
@@ -341,7 +365,7 @@ def test_a_truncated_file_keeps_the_ids_before_the_damage_and_warns(tmp_path, fm
 
     found, stats = scan(damaged, intact)
 
-    ids = [f.generation_id for f in found]
+    ids = [generation_id for generation_id, _ in found]
     assert ids[0] == "gen-1771900000-0hZ8J5kY7qLMOKbPx0u3"
     assert len(ids) > 20_000 / 3  # decoders hold back the last ~64-500 kB before the damage
     assert ids[-1] == ID_A  # the next source is still read
@@ -357,7 +381,7 @@ def test_a_corrupt_zstd_file_is_skipped_with_a_warning(tmp_path):
 
     found, stats = scan(corrupt, FIXTURES / "chat_completion_real_gemini25flash_google_skills.json")
 
-    assert [f.generation_id for f in found] == ["gen-1772036036-03sYeRNNFhHlQjQZpj70"]
+    assert [generation_id for generation_id, _ in found] == ["gen-1772036036-03sYeRNNFhHlQjQZpj70"]
     assert (stats.files_read, stats.files_skipped) == (1, 1)
     assert stats.warnings[0].startswith(f"{corrupt}: skipped: truncated or corrupt zstd data (ZstdError")
 
@@ -375,7 +399,7 @@ def test_missing_paths_empty_globs_and_unreadable_files_are_skipped_one_warning_
     monkeypatch.setattr(logs, "open", open_refusing_locked, raising=False)
     found, stats = scan(tmp_path / "missing.log", str(tmp_path / "*.nothing"), locked, good)
 
-    assert [f.generation_id for f in found] == [ID_A]
+    assert [generation_id for generation_id, _ in found] == [ID_A]
     assert stats.warnings == [
         f"{tmp_path / 'missing.log'}: skipped: no such file or directory",
         f"{tmp_path / '*.nothing'}: skipped: no file matches this pattern",
@@ -391,7 +415,7 @@ def test_a_binary_file_is_skipped_but_a_log_with_a_stray_nul_is_read(tmp_path):
 
     found, stats = scan(binary, stray_nul, nul_late)
 
-    assert [f.generation_id for f in found] == [ID_A, ID_B, ID_C]
+    assert [generation_id for generation_id, _ in found] == [ID_A, ID_B, ID_C]
     assert stats.warnings == [
         f"{binary}: skipped: binary file (NUL and control bytes, no generation id in its first 1 MiB)"
     ]
@@ -406,7 +430,7 @@ def test_folders_are_read_recursively_in_sorted_order_and_globs_expand_sorted(tm
 
     found, stats = scan(tmp_path / "logs")
 
-    assert [f.source for f in found] == [
+    assert [source for _, source in found] == [
         f"{tmp_path / 'logs' / 'a.log.1.gz'}:1", f"{tmp_path / 'logs' / 'b' / 'app.log'}:1",
         f"{tmp_path / 'logs' / 'c.log'}:1",
     ]
@@ -419,14 +443,14 @@ def test_the_same_file_named_twice_is_read_once(tmp_path):
 
     found, stats = scan(path, tmp_path, str(tmp_path / "*.log"))
 
-    assert [f.generation_id for f in found] == [ID_A] and stats.files_read == 1
+    assert [generation_id for generation_id, _ in found] == [ID_A] and stats.files_read == 1
 
 
 def test_stdin_is_read_as_dash_even_gzip_d(monkeypatch):
     data = gzip.compress(f"noise\n{ID_B}\n".encode())
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data))))
 
-    assert [(f.generation_id, f.source) for f in scan("-")[0]] == [(ID_B, "-:2")]
+    assert scan("-")[0] == [(ID_B, "-:2")]
 
 
 def test_a_consumer_may_stop_early_without_leaving_a_decompression_thread_behind(tmp_path):
@@ -434,10 +458,10 @@ def test_a_consumer_may_stop_early_without_leaving_a_decompression_thread_behind
     threads_before = threading.active_count()
 
     found = find_ids([str(path)])
-    first = next(found)
+    first_id, _source = next(found)
     found.close()
 
-    assert first.generation_id == "gen-1771900000-0hZ8J5kY7qLMOKbPx0u3"
+    assert first_id == "gen-1771900000-0hZ8J5kY7qLMOKbPx0u3"
     assert threading.active_count() == threads_before
 
 
@@ -451,7 +475,7 @@ def test_since_and_until_filter_on_the_timestamp_inside_the_id(tmp_path):
     assert ids_in(path, since=datetime(2025, 11, 20, 8, 12, 48, tzinfo=timezone.utc)) == [ID_C, ID_A]
     assert ids_in(path, until=datetime(2025, 11, 20, 8, 12, 48)) == [ID_B]  # naive is UTC; until is exclusive
     found, stats = scan(path, since=parse_utc_time("2025-10-01"), until=parse_utc_time("2025-11-20", end=True))
-    assert [f.generation_id for f in found] == [ID_C]
+    assert [generation_id for generation_id, _ in found] == [ID_C]
     assert (stats.ids_found, stats.ids_out_of_range) == (1, 2)
 
 
