@@ -123,6 +123,10 @@ def run_demo(
     warehouse_path = data_dir / "demo.duckdb"
     say(f"writing {size:,} generations' worth of sample logs to {logs_dir}/")
     write_demo_logs(dataset, logs_dir)
+    # Each demo serves new ids (dated up to now), like its freshly written logs: start its warehouse
+    # afresh too, or a second demo would add its ids to the first one's and double every total.
+    for stale in (warehouse_path, warehouse_path.with_name(warehouse_path.name + ".wal")):
+        stale.unlink(missing_ok=True)
     with FakeApiProcess(size=size, seed=DEMO_SEED, end=end, days=DEMO_DAYS, api_key=DEMO_API_KEY) as api:
         say(f"fake OpenRouter API at {api.base_url} ({DEMO_FAULT_RATE:.0%} transient faults, 404 lag)")
         options = IngestOptions(paths=(str(logs_dir),), warehouse_path=warehouse_path, base_url=api.base_url,

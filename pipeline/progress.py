@@ -87,7 +87,10 @@ class Silent:
         pass
 
 
-def progress_display(*, quiet: bool, stream: TextIO = sys.stderr) -> PlainLines | LiveBar | Silent:
+def progress_display(*, quiet: bool, stream: TextIO | None = None) -> PlainLines | LiveBar | Silent:
+    # The stream is looked up at call time, not bound at import: a redirected sys.stderr (click's
+    # CliRunner, a caller capturing output) must receive the progress lines too.
+    stream = sys.stderr if stream is None else stream
     if quiet:
         return Silent()
     if stream.isatty():
