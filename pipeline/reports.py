@@ -3,9 +3,11 @@
 A report is one parameterised query. Its file says what it answers (first comment line) and which
 `--by` groupings it accepts (a `-- by:` line, the default marked); the query reads the parameters
 it needs among `$since`, `$until`, `$by`, `$model`, `$provider` and `$top`, and only those are
-passed. The window is half-open, `since <= created_at < until`, in UTC. Without one, a report covers
-the 30 UTC days that end with the day of the newest generation: the last 30 days *of data*, so a
-warehouse loaded last month still reports on something.
+passed; most start from the `generations_in_window` macro (sql/macros/), which applies the
+window, the --model and --provider globs and the --by key. The window is half-open,
+`since <= created_at < until`, in UTC. Without one, a report covers the 30 UTC days that end with
+the day of the newest generation: the last 30 days *of data*, so a warehouse loaded last month
+still reports on something.
 
 Nothing here knows click: the CLI and notebooks call the same functions.
 """

@@ -4,10 +4,7 @@
 -- with attempt k - 1, and those with exactly k reached k but not k + 1 (no group-by over ids).
 with generations as (
 
-    select * from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-        and ($provider is null or provider_name glob $provider)
+    select * from generations_in_window($since, $until, $model, $provider)
 
 ),
 

@@ -1,36 +1,6 @@
 -- Bring-your-own-key generations by provider or any --by: OpenRouter's charge (total_cost) vs the provider's (upstream_inference_cost).
 -- by: provider (default), model, app, user, session, day, week, month
-with generations as (
-
-    select * from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-        and ($provider is null or provider_name glob $provider)
-
-),
-
-keyed as (
-
-    select
-        case $by
-            when 'model' then model
-            when 'provider' then coalesce(provider_name, '(unknown)')
-            when 'app' then coalesce(app, '(none)')
-            when 'user' then coalesce(external_user, '(none)')
-            when 'session' then coalesce(session_id, '(none)')
-            when 'day' then strftime(created_day, '%Y-%m-%d')
-            when 'week' then strftime(date_trunc('week', created_day), '%Y-%m-%d')
-            when 'month' then strftime(date_trunc('month', created_day), '%Y-%m-%d')
-        end as by_key,
-        is_byok,
-        total_cost_usd,
-        upstream_inference_cost_usd
-
-    from generations
-
-),
-
-costs as (
+with costs as (
 
     select
         by_key,
@@ -50,7 +20,7 @@ costs as (
                 0
             ) as openrouter_fee_share
 
-    from keyed
+    from generations_in_window($since, $until, $model, $provider, $by)
     group by by_key
 
 ),

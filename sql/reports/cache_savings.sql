@@ -1,38 +1,6 @@
 -- Prompt-cache savings by model or any --by: what cache reads saved, what cache writes cost, and the net.
 -- by: model (default), provider, app, user, session, day, week, month
-with generations as (
-
-    select * from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-        and ($provider is null or provider_name glob $provider)
-
-),
-
-keyed as (
-
-    select
-        case $by
-            when 'model' then model
-            when 'provider' then coalesce(provider_name, '(unknown)')
-            when 'app' then coalesce(app, '(none)')
-            when 'user' then coalesce(external_user, '(none)')
-            when 'session' then coalesce(session_id, '(none)')
-            when 'day' then strftime(created_day, '%Y-%m-%d')
-            when 'week' then strftime(date_trunc('week', created_day), '%Y-%m-%d')
-            when 'month' then strftime(date_trunc('month', created_day), '%Y-%m-%d')
-        end as by_key,
-        native_tokens_cached,
-        cache_discount_usd,
-        cache_read_savings_usd,
-        cache_write_cost_usd,
-        total_cost_usd
-
-    from generations
-
-),
-
-savings as (
+with savings as (
 
     select
         by_key,
@@ -50,7 +18,7 @@ savings as (
             / nullif(sum(total_cost_usd) + coalesce(sum(cache_discount_usd), 0), 0) as net_savings_share,
         row_number() over (order by coalesce(sum(cache_discount_usd), 0) desc, by_key) as savings_rank
 
-    from keyed
+    from generations_in_window($since, $until, $model, $provider, $by)
     group by by_key
 
 )

@@ -1,31 +1,17 @@
 -- Spend per UTC day, optionally split by model, provider, app or user (top N series, default 10; the rest as "(other)").
 -- by: model, provider, app, user
-with generations as (
-
-    select * from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-        and ($provider is null or provider_name glob $provider)
-
-),
-
-daily as (
+with daily as (
 
     select
         created_day as day,
-        case $by
-            when 'model' then model
-            when 'provider' then coalesce(provider_name, '(unknown)')
-            when 'app' then coalesce(app, '(none)')
-            when 'user' then coalesce(external_user, '(none)')
-        end as by_key,
+        by_key,
 
         count(*) as generations,
         sum(tokens_prompt) as tokens_prompt,
         sum(tokens_completion) as tokens_completion,
         sum(total_cost_usd) as total_cost_usd
 
-    from generations
+    from generations_in_window($since, $until, $model, $provider, $by)
     group by all
 
 ),

@@ -4,31 +4,13 @@
 -- --provider filters on the provider that finally served the generation. Attempts are numbered from
 -- 0 without gaps, so a generation fell back exactly when it has an attempt 1: counting those rows
 -- spares a group-by over every generation id.
-with generations as (
-
-    select * from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-        and ($provider is null or provider_name glob $provider)
-
-),
-
-keyed as (
+with keyed as (
 
     select
         generation_id,
-        case $by
-            when 'model' then model
-            when 'provider' then coalesce(provider_name, '(unknown)')
-            when 'app' then coalesce(app, '(none)')
-            when 'user' then coalesce(external_user, '(none)')
-            when 'session' then coalesce(session_id, '(none)')
-            when 'day' then strftime(created_day, '%Y-%m-%d')
-            when 'week' then strftime(date_trunc('week', created_day), '%Y-%m-%d')
-            when 'month' then strftime(date_trunc('month', created_day), '%Y-%m-%d')
-        end as by_key
+        by_key
 
-    from generations
+    from generations_in_window($since, $until, $model, $provider, $by)
 
 ),
 

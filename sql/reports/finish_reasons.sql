@@ -1,33 +1,15 @@
 -- How generations end: finish reasons (with cancellations), overall or within each --by group.
 -- by: model, provider, app, user, session, day, week, month
-with generations as (
-
-    select * from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-        and ($provider is null or provider_name glob $provider)
-
-),
-
-keyed as (
+with keyed as (
 
     select
-        case $by
-            when 'model' then model
-            when 'provider' then coalesce(provider_name, '(unknown)')
-            when 'app' then coalesce(app, '(none)')
-            when 'user' then coalesce(external_user, '(none)')
-            when 'session' then coalesce(session_id, '(none)')
-            when 'day' then strftime(created_day, '%Y-%m-%d')
-            when 'week' then strftime(date_trunc('week', created_day), '%Y-%m-%d')
-            when 'month' then strftime(date_trunc('month', created_day), '%Y-%m-%d')
-        end as by_key,
+        by_key,
         -- a cancelled generation has no finish reason; say so rather than lump it with the other nulls
         coalesce(finish_reason, case when is_cancelled then '(cancelled)' else '(none)' end) as finish_reason,
         is_cancelled,
         total_cost_usd
 
-    from generations
+    from generations_in_window($since, $until, $model, $provider, $by)
 
 ),
 

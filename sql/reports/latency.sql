@@ -1,35 +1,6 @@
 -- Latency and generation time percentiles p50 / p90 / p99 in ms (quantile_cont) by provider, model or any --by.
 -- by: provider (default), model, app, user, session, day, week, month
-with generations as (
-
-    select * from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-        and ($provider is null or provider_name glob $provider)
-
-),
-
-keyed as (
-
-    select
-        case $by
-            when 'model' then model
-            when 'provider' then coalesce(provider_name, '(unknown)')
-            when 'app' then coalesce(app, '(none)')
-            when 'user' then coalesce(external_user, '(none)')
-            when 'session' then coalesce(session_id, '(none)')
-            when 'day' then strftime(created_day, '%Y-%m-%d')
-            when 'week' then strftime(date_trunc('week', created_day), '%Y-%m-%d')
-            when 'month' then strftime(date_trunc('month', created_day), '%Y-%m-%d')
-        end as by_key,
-        latency_ms,
-        generation_time_ms
-
-    from generations
-
-),
-
-percentiles as (
+with percentiles as (
 
     select
         by_key,
@@ -38,7 +9,7 @@ percentiles as (
         quantile_cont(latency_ms, [0.5, 0.9, 0.99]) as latency_q,
         quantile_cont(generation_time_ms, [0.5, 0.9, 0.99]) as generation_time_q
 
-    from keyed
+    from generations_in_window($since, $until, $model, $provider, $by)
     group by by_key
 
 ),

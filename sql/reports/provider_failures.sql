@@ -1,22 +1,6 @@
 -- Failure rate of upstream attempts by provider (fallbacks included): how often does each provider fail, and how often with a 429?
 -- --provider filters on the provider attempted; --model on the generation's model.
-with generations as (
-
-    select generation_id from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-
-),
-
-attempts as (
-
-    select * from stg_provider_responses
-    where generation_id in (select generation_id from generations)
-        and ($provider is null or provider_name glob $provider)
-
-),
-
-rates as (
+with rates as (
 
     select
         coalesce(provider_name, '(unknown)') as provider_name,
@@ -29,7 +13,7 @@ rates as (
         quantile_cont(latency_ms, 0.5) as latency_p50_ms,
         row_number() over (order by count(*) desc, provider_name) as volume_rank
 
-    from attempts
+    from attempts_in_window($since, $until, $model, $provider)
     group by provider_name
 
 )

@@ -1,22 +1,6 @@
 -- Upstream attempts by provider and HTTP status: which statuses make up each provider's failures?
 -- --provider filters on the provider attempted; --model on the generation's model.
-with generations as (
-
-    select generation_id from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-
-),
-
-attempts as (
-
-    select * from stg_provider_responses
-    where generation_id in (select generation_id from generations)
-        and ($provider is null or provider_name glob $provider)
-
-),
-
-by_status as (
+with by_status as (
 
     select
         coalesce(provider_name, '(unknown)') as provider_name,
@@ -27,7 +11,7 @@ by_status as (
         count(*) / sum(count(*)) over (partition by provider_name) as provider_attempts_share,
         quantile_cont(latency_ms, 0.5) as latency_p50_ms
 
-    from attempts
+    from attempts_in_window($since, $until, $model, $provider)
     group by provider_name, status, is_success
 
 ),

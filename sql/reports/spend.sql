@@ -1,36 +1,6 @@
 -- Spend by model, provider, app, user, session, day, week or month, with each group's share of the window's spend.
 -- by: model (default), provider, app, user, session, day, week, month
-with generations as (
-
-    select * from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-        and ($provider is null or provider_name glob $provider)
-
-),
-
-keyed as (
-
-    select
-        case $by
-            when 'model' then model
-            when 'provider' then coalesce(provider_name, '(unknown)')
-            when 'app' then coalesce(app, '(none)')
-            when 'user' then coalesce(external_user, '(none)')
-            when 'session' then coalesce(session_id, '(none)')
-            when 'day' then strftime(created_day, '%Y-%m-%d')
-            when 'week' then strftime(date_trunc('week', created_day), '%Y-%m-%d')
-            when 'month' then strftime(date_trunc('month', created_day), '%Y-%m-%d')
-        end as by_key,
-        tokens_prompt,
-        tokens_completion,
-        total_cost_usd
-
-    from generations
-
-),
-
-spend as (
+with spend as (
 
     select
         by_key,
@@ -43,7 +13,7 @@ spend as (
         sum(total_cost_usd) / nullif(sum(sum(total_cost_usd)) over (), 0) as cost_share,
         row_number() over (order by sum(total_cost_usd) desc, by_key) as spend_rank
 
-    from keyed
+    from generations_in_window($since, $until, $model, $provider, $by)
     group by by_key
 
 )

@@ -1,10 +1,7 @@
 -- The window at a glance: generations, spend, tokens, median latency, cache savings, BYOK, fallbacks, cancellations.
 with generations as (
 
-    select * from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-        and ($provider is null or provider_name glob $provider)
+    select * from generations_in_window($since, $until, $model, $provider)
 
 ),
 

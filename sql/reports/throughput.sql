@@ -1,36 +1,6 @@
 -- Completion tokens per second of generation time by provider, model or any --by (untimed generations left out).
 -- by: provider (default), model, app, user, session, day, week, month
-with generations as (
-
-    select * from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-        and ($provider is null or provider_name glob $provider)
-
-),
-
-keyed as (
-
-    select
-        case $by
-            when 'model' then model
-            when 'provider' then coalesce(provider_name, '(unknown)')
-            when 'app' then coalesce(app, '(none)')
-            when 'user' then coalesce(external_user, '(none)')
-            when 'session' then coalesce(session_id, '(none)')
-            when 'day' then strftime(created_day, '%Y-%m-%d')
-            when 'week' then strftime(date_trunc('week', created_day), '%Y-%m-%d')
-            when 'month' then strftime(date_trunc('month', created_day), '%Y-%m-%d')
-        end as by_key,
-        tokens_completion,
-        generation_time_ms,
-        completion_tokens_per_s
-
-    from generations
-
-),
-
-throughput as (
+with throughput as (
 
     select
         by_key,
@@ -43,7 +13,7 @@ throughput as (
         quantile_cont(completion_tokens_per_s, [0.1, 0.5, 0.9]) as per_generation_q,
         row_number() over (order by count(*) desc, by_key) as volume_rank
 
-    from keyed
+    from generations_in_window($since, $until, $model, $provider, $by)
     group by by_key
 
 )

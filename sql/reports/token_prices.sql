@@ -2,67 +2,18 @@
 -- The API reports one total per generation, so the split prices are the per-token rates that best
 -- explain total_cost from the two native token counts (the provider's own counts, the ones billed),
 -- without intercept; null when the two counts never vary independently. Effective prices (cache
--- included), BYOK generations left out (their total_cost is a fee); the fit of token_prices_by_model.
-with generations as (
-
-    select * from stg_generations
-    where created_at >= $since and created_at < $until
-        and ($model is null or model glob $model)
-        and ($provider is null or provider_name glob $provider)
-        and not is_byok
-        and native_tokens_prompt is not null
-        and native_tokens_completion is not null
-
-),
-
-sums as (
+-- included), BYOK generations left out (their total_cost is a fee); the fit is sql/macros/token_prices_in_window.sql.
+with ranked as (
 
     select
-        model,
-
-        count(*) as generations,
-        sum(native_tokens_prompt) as native_tokens_prompt,
-        sum(native_tokens_completion) as native_tokens_completion,
-        sum(total_cost_usd) as total_cost_usd,
-
-        sum(native_tokens_prompt::double * native_tokens_prompt) as s_pp,
-        sum(native_tokens_prompt::double * native_tokens_completion) as s_pc,
-        sum(native_tokens_completion::double * native_tokens_completion) as s_cc,
-        sum(native_tokens_prompt * total_cost_usd) as s_py,
-        sum(native_tokens_completion * total_cost_usd) as s_cy
-
-    from generations
-    group by model
-
-),
-
-prices as (
-
-    select
-        model,
-        generations,
-        native_tokens_prompt,
-        native_tokens_completion,
-        total_cost_usd,
-
-        total_cost_usd * 1e6 / nullif(native_tokens_prompt + native_tokens_completion, 0)
-            as usd_per_million_tokens,
-
-        case when s_pp * s_cc - s_pc * s_pc > 1e-9 * s_pp * s_cc
-            then (s_py * s_cc - s_cy * s_pc) / (s_pp * s_cc - s_pc * s_pc) * 1e6
-        end as usd_per_million_prompt_tokens,
-
-        case when s_pp * s_cc - s_pc * s_pc > 1e-9 * s_pp * s_cc
-            then (s_cy * s_pp - s_py * s_pc) / (s_pp * s_cc - s_pc * s_pc) * 1e6
-        end as usd_per_million_completion_tokens,
-
+        *,
         row_number() over (order by total_cost_usd desc, model) as spend_rank
 
-    from sums
+    from token_prices_in_window($since, $until, $model, $provider)
 
 )
 
 select * exclude (spend_rank)
-from prices
+from ranked
 where $top is null or spend_rank <= $top
 order by spend_rank

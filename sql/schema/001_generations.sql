@@ -76,7 +76,7 @@ create table generations (
     provider_responses              json,
 
     -- lineage
-    raw                             json not null,
+    raw                             json not null,  -- VARCHAR since 005_generations_raw_varchar.sql
     loaded_at                       timestamptz not null,
     run_id                          varchar
 );

@@ -1,28 +1,6 @@
 -- Spend per app (app_id, origin, referer): which apps drive the bill?
 create or replace view spend_by_app as
 
-with generations as (
+-- app first: it is the label; app_id, origin and http_referer are what it was made from.
 
-    select * from stg_generations
-
-),
-
-spend as (
-
-    select
-        app,
-        app_id,
-        origin,
-        http_referer,
-
-        count(*) as generations,
-        sum(tokens_prompt) as tokens_prompt,
-        sum(tokens_completion) as tokens_completion,
-        sum(total_cost_usd) as total_cost_usd
-
-    from generations
-    group by all
-
-)
-
-select * from spend
+select app, * exclude (app) from spend_grouped_by(['app', 'app_id', 'origin', 'http_referer'])
