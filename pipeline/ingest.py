@@ -199,7 +199,7 @@ async def _fetch_and_load(
     on_progress: ProgressCallback,
 ) -> tuple[str, str | None]:
     """Fetch the due ids and load them batch by batch; returns (outcome, error)."""
-    writer = _BatchWriter(con.cursor(), run_id)
+    writer = _BatchWriter(warehouse.cursor(con), run_id)
     pending: list[Outcome] = []
     last_flush = time.monotonic()
     outcome, error = "ok", None

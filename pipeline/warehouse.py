@@ -19,6 +19,7 @@ when, and by which run, the stored content was written.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -46,11 +47,28 @@ QUEUE_STATUSES = ("pending", "loaded", "not_found", "failed")
 # lag is seconds to minutes, so an id still unknown after a week will not appear.
 NOT_FOUND_GIVE_UP_AFTER = timedelta(days=7)
 STAGE_CHUNK_IDS = 100_000
-# DuckDB checkpoints (rewrites and compresses changed row groups) when its WAL passes this size.
-# Its default, 16 MB, is two or three batches of ~2 KB rows: a refresh that updates rows spread
-# over the table then rewrote the same row groups again and again (measured ~10x slower). A run
-# killed before a checkpoint replays its WAL on the next open (seconds per 256 MB).
-CHECKPOINT_THRESHOLD = "256MB"
+# How a writable connection sets DuckDB up, for rows of ~2 KB (`raw` is most of it). Measured on
+# `orusage ingest` of 100,000 ids (bench/ingest_e2e.py; per-batch RSS and duckdb_memory()):
+# - At each checkpoint DuckDB rewrites the last, partly filled row group whole, holding 2-3x its
+#   data at once: with its default 122,880 rows (~240 MB of `raw`), memory and time per checkpoint
+#   grew with the row group's fill, up to ~500 MB. Rows of ~2 KB in groups of 16,384 bound that to
+#   ~50 MB and keep checkpoints short. The size is an ATTACH option (the file is attached under
+#   DATABASE, on an in-memory connection); it applies to rows written from then on.
+# - Appended rows stay in memory, uncompressed, until the checkpoint that follows this much WAL:
+#   at 256 MB that was the whole run; 64 MB costs a checkpoint every ~30,000 rows.
+# - A memory limit makes DuckDB evict cached blocks (and spill what it can) rather than grow. A
+#   batch's rows stay in its memory until the commit, so upsert_batch raises the limit by
+#   BATCH_MEMORY_FACTOR x the batch's frames (~10 MB for ingest's 5,000 rows; 96 MB in all
+#   measured 413-420 MB peak against 441-525 MB at 128 MB; a flat 96 MB failed 50,000-row batches).
+# - One thread: the ingest already runs fetching and writing concurrently on this 2-core target,
+#   and every DuckDB thread keeps its own allocator caches (peak 408 MB with 1, 451 MB with 2).
+# A run killed before a checkpoint replays its WAL on the next open.
+DATABASE = "warehouse"
+ROW_GROUP_ROWS = 16_384
+CHECKPOINT_THRESHOLD = "64MB"
+MEMORY_LIMIT_MB = 64
+BATCH_MEMORY_FACTOR = 3
+THREADS = 1
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _CREATE_MACRO = re.compile(r"^create or replace macro ", re.MULTILINE)
@@ -115,7 +133,6 @@ def connect(
             _refuse_newer(con, path, _applied_versions(con))
             _create_connection_macros(con)
         else:
-            con.execute(f"set checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
             _migrate(con, path)
             _create_macros_and_views(con)
     except BaseException:
@@ -151,7 +168,7 @@ def _open(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.DuckD
     delay_s = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=True) if read_only else _open_writable(path)
         except duckdb.IOException as exc:
             holder = _LOCK_HOLDER.search(str(exc))
             if holder is None:
@@ -163,6 +180,40 @@ def _open(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.DuckD
             delay_s = min(delay_s * 2, 1.0)
         except duckdb.Error as exc:
             raise WarehouseError(f"cannot open warehouse {path}: {_one_line(exc)}") from None
+
+
+def _open_writable(path: Path) -> duckdb.DuckDBPyConnection:
+    """The file attached under DATABASE with ROW_GROUP_ROWS-row groups, and made the default.
+
+    A cursor of this connection (`con.cursor()`) starts on DuckDB's in-memory database: use
+    `cursor(con)`, which also moves to DATABASE."""
+    con = duckdb.connect(config={"threads": THREADS, "memory_limit": f"{MEMORY_LIMIT_MB}MB"})
+    try:
+        con.execute(f"set temp_directory = {_sql_text(f'{path}.tmp')}")  # DuckDB's own default for a file
+        con.execute(f"set checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        con.execute(f"attach {_sql_text(str(path))} as {DATABASE} (row_group_size {ROW_GROUP_ROWS})")
+        con.execute(f"use {DATABASE}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Another connection to the same open warehouse (for another thread), on the warehouse:
+    DuckDB's cursors start on the instance's default database, not on the one `use`d."""
+    database = con.execute("select current_database()").fetchone()[0]
+    result = con.cursor()
+    result.execute(f"use {_sql_name(database)}")
+    return result
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_name(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
 
 
 def _locked_message(path: Path, holder: re.Match[str], lock_timeout_s: float) -> str:
@@ -435,6 +486,10 @@ def upsert_batch(
     the queue yet are added). Either all of it is committed or none of it."""
     now = datetime.now(timezone.utc)
     queue = _queue_frame(queue_updates)
+    if con.execute("select current_database()").fetchone()[0] == "memory":
+        con.execute(f"use {DATABASE}")  # a plain `con.cursor()` (see cursor()), as ingest's writer thread has
+    frames_mb = (batch.generations.estimated_size() + batch.provider_responses.estimated_size()) / 2**20
+    con.execute(f"set memory_limit = '{MEMORY_LIMIT_MB + math.ceil(BATCH_MEMORY_FACTOR * frames_mb)}MB'")
     con.begin()
     try:
         if batch.generations.height:
@@ -446,8 +501,6 @@ def upsert_batch(
     except BaseException:
         con.rollback()
         raise
-    finally:
-        _release_freed_memory()
 
 
 def _write_generations(
@@ -461,10 +514,6 @@ def _write_generations(
             # (MERGE ... RETURNING would say which rows were written, but measured ~3x slower.)
             con.execute(_RAW_ONLY_SQL, parameters)
         con.execute(_REPLACE_ATTEMPTS_SQL)
-
-
-def _release_freed_memory() -> None:
-    pass
 
 
 def _queue_frame(updates: Sequence[QueueUpdate]) -> pl.DataFrame:
