@@ -3,12 +3,15 @@
     .venv/bin/python bench/normalize_upsert.py            # 1M existing rows, a 1M-body stream
     .venv/bin/python bench/normalize_upsert.py --quick    # 100k / 100k, smaller samples
 
-The stream is half updates of existing ids, half new ids, in batches (as `orusage ingest` writes
-them), into a warehouse already holding the existing rows. Bodies are shaped by
+The stream is half new ids, half revised records of existing ids (tokens_completion, total_cost
+and cancelled changed: each must be rewritten), in batches (as `orusage ingest` writes them), into
+a warehouse already holding the existing rows. Identical re-fetches (what `ingest --refresh` mostly
+gets back) are measured apart, as a stream of their own. Bodies are shaped by
 `pipeline.fake_api.Dataset` (~1.4 KB, every record shape it serves) and stamped with fresh ids,
 timestamps and token counts, so generating 1M of them takes seconds, not minutes; generation is
 not timed. Times are wall clock; "cpu" adds up every thread of the process (DuckDB uses several).
-Writes its warehouses under bench/out/ and removes them at the end.
+Writes its warehouses under bench/out/ (named after the process: runs may overlap) and removes
+them at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import gc
 import io
 import json
+import os
 import shutil
 import sys
 import time
@@ -48,20 +52,27 @@ RUN_ID = "bench"
 
 class Bodies:
     """Realistic bodies, fast: fake_api records turned into templates with holes for the id,
-    created_at and tokens_completion (bumped by `version`, so an update really changes the row)."""
+    created_at and the fields a later revision of a record changes. `version` 0 is the record as
+    first loaded; a higher one is a revision: tokens_completion + version, total_cost up by
+    version %, cancelled true (a changed record: the warehouse must rewrite it). The same index
+    and version again is an identical re-fetch."""
 
     def __init__(self, templates: int = 1000, seed: int = 0) -> None:
         dataset = Dataset(templates, seed=seed)
-        self._templates: list[tuple[bytes, int]] = []
+        self._templates: list[tuple[bytes, int, float, bool]] = []
         for index in range(templates):
             record = dict(dataset.record_at(index))
             record["id"], record["created_at"] = "@@ID@@", "@@CREATED@@"
             tokens = record.get("tokens_completion")
             if isinstance(tokens, int):
                 record["tokens_completion"] = "@@TC@@"
+            cost, cancelled = float(record.get("total_cost") or 0), bool(record.get("cancelled"))
+            record["total_cost"], record["cancelled"] = "@@COST@@", "@@CANCELLED@@"
             body = orjson.dumps({"data": record}).replace(b"%", b"%%")
-            body = body.replace(b'"@@ID@@"', b'"%(id)s"').replace(b'"@@CREATED@@"', b'"%(created)s"')
-            self._templates.append((body.replace(b'"@@TC@@"', b"%(tc)d"), tokens if isinstance(tokens, int) else 0))
+            for hole, value in ((b"ID", b"%(id)s"), (b"CREATED", b"%(created)s"), (b"TC", b"%(tc)d"),
+                                (b"COST", b"%(cost)s"), (b"CANCELLED", b"%(cancelled)s")):
+                body = body.replace(b'"@@' + hole + b'@@"', value if hole in (b"TC", b"COST", b"CANCELLED") else b'"' + value + b'"')
+            self._templates.append((body, tokens if isinstance(tokens, int) else 0, cost, cancelled))
 
     @staticmethod
     def generation_id(index: int) -> str:
@@ -69,11 +80,14 @@ class Bodies:
 
     def body(self, index: int, version: int = 0) -> tuple[str, bytes]:
         generation_id = self.generation_id(index)
-        template, tokens = self._templates[index % len(self._templates)]
+        template, tokens, cost, cancelled = self._templates[index % len(self._templates)]
         stamp = datetime.fromtimestamp(T0_S + index // 20, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
         micros = (index * 7919) % 1_000_000
         created = f"{stamp}.{micros:06d}+00:00" if index % 2 else f"{stamp}.{micros // 1000:03d}Z"
-        values = {b"id": generation_id.encode(), b"created": created.encode(), b"tc": tokens + version}
+        values = {
+            b"id": generation_id.encode(), b"created": created.encode(), b"tc": tokens + version,
+            b"cost": repr(cost * (1 + version / 100)).encode(), b"cancelled": b"true" if cancelled or version else b"false",
+        }
         return generation_id, template % values
 
 
@@ -247,18 +261,19 @@ def main() -> None:
     batch = args.batch
 
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT_DIR / "normalize_upsert.duckdb"
-    naive_path = OUT_DIR / "normalize_upsert_naive.duckdb"
+    path = OUT_DIR / f"normalize_upsert-{os.getpid()}.duckdb"
+    naive_path = OUT_DIR / f"normalize_upsert_naive-{os.getpid()}.duckdb"
     remove(path, naive_path)
     bodies = Bodies()
-    print(f"normalize + upsert: {existing:,} rows already loaded, a {stream:,}-body stream (half re-fetches of "
-          f"existing ids, with a changed body), batches of {batch:,}; duckdb {duckdb.__version__}, "
+    print(f"normalize + upsert: {existing:,} rows already loaded, a {stream:,}-body stream (half new ids, half "
+          f"revised records of existing ids), batches of {batch:,}; duckdb {duckdb.__version__}, "
           f"polars {pl.__version__}, msgspec {msgspec.__version__}, {psutil.cpu_count()} cpus")
     print(f"bodies: {sum(len(bodies.body(index)[1]) for index in range(1000)) / 1000:,.0f} bytes on average")
 
     con = warehouse.connect(path)
     build(con, bodies, existing, stream, batch)
     end_to_end_rate = run_stream(con, path, bodies, existing, stream, batch)
+    identical_rate = identical_refetches(con, bodies, existing, stream, batch)
     upsert_candidates(con, bodies, existing, stream, batch)
     raw_json_vs_varchar(con, bodies, batch)
     cost_accuracy(con)
@@ -273,10 +288,11 @@ def main() -> None:
     del sample
 
     naive_rate = naive(naive_path, bodies, naive_n)
-    print(f"\nEND TO END {end_to_end_rate:,.0f} generations/s; naive path {naive_rate:,.0f}/s: "
-          f"{end_to_end_rate / naive_rate:,.0f}x faster")
+    print(f"\nEND TO END {end_to_end_rate:,.0f} generations/s (half new, half revised; identical re-fetches "
+          f"{identical_rate:,.0f}/s); naive path {naive_rate:,.0f}/s: {end_to_end_rate / naive_rate:,.0f}x faster")
     FIGURES.update(existing=existing, stream_bodies=stream, batch=batch, naive_records=naive_n,
-                   end_to_end_per_s=round(end_to_end_rate), naive_per_s=round(naive_rate, 1),
+                   end_to_end_per_s=round(end_to_end_rate), identical_refetch_per_s=round(identical_rate),
+                   naive_per_s=round(naive_rate, 1),
                    ratio_vs_naive=round(end_to_end_rate / naive_rate, 1))
     if args.json:
         print(json.dumps(FIGURES, indent=1))
@@ -288,6 +304,7 @@ def remove(*paths: Path) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
         Path(f"{path}.wal").unlink(missing_ok=True)
+        shutil.rmtree(f"{path}.tmp", ignore_errors=True)  # DuckDB's spill files
 
 
 def build(con: duckdb.DuckDBPyConnection, bodies: Bodies, existing: int, stream: int, batch: int) -> None:
@@ -373,6 +390,32 @@ def run_stream(con: duckdb.DuckDBPyConnection, path: Path, bodies: Bodies, exist
     queue = dict(con.execute("select status, count(*) from ingest_queue group by status").fetchall())
     print(f"  warehouse after: {rows:,} generations, queue {queue}, {path.stat().st_size / 2**20:,.0f} MB on disk")
     return sequential_n / sequential.wall_s
+
+
+def identical_refetches(con: duckdb.DuckDBPyConnection, bodies: Bodies, existing: int, stream: int, batch: int) -> float:
+    """Existing ids the stream left alone, fetched again and unchanged: nothing may be rewritten."""
+    first, count = stream // 2, min(stream // 2, existing - stream // 2)
+    print(f"\nidentical re-fetches: {count:,} existing ids, bodies as loaded, normalize_bodies + upsert_batch:")
+    if count <= 0:
+        return 0.0
+    normalize_t, upsert_t = Timing(0, 0), Timing(0, 0)
+    for indexes in batches(first, first + count, batch):
+        raw = [bodies.body(index) for index in indexes]
+        n_timing, frame = timed(lambda: normalize.normalize_bodies(raw))
+        updates = loaded([generation_id for generation_id, _ in raw])
+        u_timing, _ = timed(lambda: warehouse.upsert_batch(con, frame, updates, run_id="identical"))
+        normalize_t = Timing(normalize_t.wall_s + n_timing.wall_s, normalize_t.cpu_s + n_timing.cpu_s)
+        upsert_t = Timing(upsert_t.wall_s + u_timing.wall_s, upsert_t.cpu_s + u_timing.cpu_s)
+    checkpoint_t, _ = timed(lambda: con.execute("checkpoint"))
+    total = Timing(normalize_t.wall_s + upsert_t.wall_s + checkpoint_t.wall_s, normalize_t.cpu_s + upsert_t.cpu_s + checkpoint_t.cpu_s)
+    rewritten = con.execute("select count(*) from generations where run_id = 'identical'").fetchone()[0]
+    print(line("normalize_bodies", count, normalize_t))
+    print(line("upsert_batch", count, upsert_t))
+    print(line(f"END TO END, checkpoint included ({rewritten:,} rows rewritten)", count, total))
+    figure("identical_refetch", "normalize", count, normalize_t)
+    figure("identical_refetch", "upsert", count, upsert_t)
+    figure("identical_refetch", "end_to_end", count, total)
+    return count / total.wall_s
 
 
 def upsert_candidates(con: duckdb.DuckDBPyConnection, bodies: Bodies, existing: int, stream: int, batch: int) -> None:

@@ -75,6 +75,10 @@ def build(path: Path, rows: int) -> float:
     start = time.perf_counter()
     path.unlink(missing_ok=True)
     con = connect(path)
+    # The ingest's memory settings (warehouse.py) suit batches of a few thousand rows; generating
+    # millions of rows in one statement needs DuckDB's usual room and threads.
+    con.execute("set memory_limit = '8GB'")
+    con.execute("set threads = 2")
     con.execute("set preserve_insertion_order = true")
     models = _sql_list([m for m, _, _, _ in MODELS])
     prompt_prices = _sql_list([p for _, p, _, _ in MODELS])

@@ -488,12 +488,48 @@ def upsert_batch(
     queue = _queue_frame(queue_updates)
     if con.execute("select current_database()").fetchone()[0] == "memory":
         con.execute(f"use {DATABASE}")  # a plain `con.cursor()` (see cursor()), as ingest's writer thread has
+    _set_memory_limit(con, _batch_memory_limit_mb(con, batch))
+    try:
+        _write_batch(con, batch, queue, strategy or UPSERT_STRATEGY, now=now, run_id=run_id)
+    except duckdb.OutOfMemoryException:
+        # The limit is there to make DuckDB evict, not to fail a batch (a refresh's in-place updates
+        # stay in memory until the next checkpoint): once more with DuckDB's default limit, 80% of
+        # the RAM (`reset memory_limit` leaves the old one in force). A batch is idempotent.
+        _set_memory_limit(con, _physical_memory_mb() * 8 // 10)
+        _write_batch(con, batch, queue, strategy or UPSERT_STRATEGY, now=now, run_id=run_id)
+
+
+def _batch_memory_limit_mb(con: duckdb.DuckDBPyConnection, batch: NormalizedBatch) -> int:
+    """MEMORY_LIMIT_MB, plus room for what DuckDB must hold: the batch's rows, and the rows written
+    since the last checkpoint (about the size of the WAL; updated rows cannot be evicted)."""
     frames_mb = (batch.generations.estimated_size() + batch.provider_responses.estimated_size()) / 2**20
-    con.execute(f"set memory_limit = '{MEMORY_LIMIT_MB + math.ceil(BATCH_MEMORY_FACTOR * frames_mb)}MB'")
+    (path,) = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()
+    try:
+        wal_mb = os.stat(f"{path}.wal").st_size / 2**20
+    except OSError:
+        wal_mb = 0
+    return MEMORY_LIMIT_MB + math.ceil(BATCH_MEMORY_FACTOR * frames_mb + wal_mb)
+
+
+def _set_memory_limit(con: duckdb.DuckDBPyConnection, limit_mb: int) -> None:
+    try:
+        con.execute(f"set memory_limit = '{limit_mb}MB'")
+    except duckdb.OutOfMemoryException:
+        pass  # more than that is pinned (rows waiting for a checkpoint): the current limit stays
+
+
+def _physical_memory_mb() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+
+
+def _write_batch(
+    con: duckdb.DuckDBPyConnection, batch: NormalizedBatch, queue: pl.DataFrame, strategy: str, *, now: datetime,
+    run_id: str,
+) -> None:
     con.begin()
     try:
         if batch.generations.height:
-            _write_generations(con, batch, strategy or UPSERT_STRATEGY, loaded_at=now, run_id=run_id)
+            _write_generations(con, batch, strategy, loaded_at=now, run_id=run_id)
         if queue.height:
             with _registered(con, {_BATCH_QUEUE: queue}):
                 con.execute(_UPSERT_QUEUE_SQL, {"now": now})

@@ -263,6 +263,13 @@ def test_a_refetch_that_differs_only_in_a_key_orusage_does_not_know_replaces_raw
     assert (orjson.loads(raw)["usage_tier"], run_id) == ("gold", "run-2")
 
 
+def test_a_batch_bigger_than_the_memory_limit_still_lands(con, monkeypatch):
+    monkeypatch.setattr(warehouse, "MEMORY_LIMIT_MB", 1)
+    monkeypatch.setattr(warehouse, "BATCH_MEMORY_FACTOR", 0)
+    write(con, [body(gen_id(index)) for index in range(3000)])
+    assert con.execute("select count(*) from generations").fetchone() == (3000,)
+
+
 def test_queue_updates_insert_ids_the_queue_has_not_seen_and_replace_the_others(con):
     warehouse.stage_ids(con, [(gen_id(1), "app.log:1"), (gen_id(2), "app.log:2")], seen_at=NOW)
     retry_at = NOW + timedelta(hours=1)
