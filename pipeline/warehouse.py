@@ -14,7 +14,8 @@ record no longer has, and `INSERT ... ON CONFLICT DO UPDATE` of the queue rows.
 
 A re-fetched record identical to the stored one (same `raw`) is not rewritten: re-applying a
 batch changes nothing but `ingest_queue.updated_at`. So `generations.loaded_at` / `run_id` say
-when, and by which run, the stored content was written.
+when, and by which run, the stored content was written. Telling the two apart reads the stored
+rows' typed columns, and `raw` only for the rows equal in all of them (see _API_FIELDS_CHANGED).
 """
 
 from __future__ import annotations
@@ -48,20 +49,23 @@ QUEUE_STATUSES = ("pending", "loaded", "not_found", "failed")
 NOT_FOUND_GIVE_UP_AFTER = timedelta(days=7)
 STAGE_CHUNK_IDS = 100_000
 # How a writable connection sets DuckDB up, for rows of ~2 KB (`raw` is most of it). Measured on
-# `orusage ingest` of 100,000 ids (bench/ingest_e2e.py; per-batch RSS and duckdb_memory()):
+# `orusage ingest` of 100,000 ids (bench/ingest_e2e.py's way: peak RSS of the process, from wait4;
+# per-batch RSS and duckdb_memory() to see where it went): 780-830 MB before, 440-465 MB with all of
+# the below (the process without any DuckDB writes peaks at ~330 MB).
 # - At each checkpoint DuckDB rewrites the last, partly filled row group whole, holding 2-3x its
 #   data at once: with its default 122,880 rows (~240 MB of `raw`), memory and time per checkpoint
-#   grew with the row group's fill, up to ~500 MB. Rows of ~2 KB in groups of 16,384 bound that to
-#   ~50 MB and keep checkpoints short. The size is an ATTACH option (the file is attached under
-#   DATABASE, on an in-memory connection); it applies to rows written from then on.
+#   grew with the row group's fill, up to ~500 MB. Groups of 16,384 rows bound that to ~50 MB. The
+#   size is an ATTACH option (so the file is attached, as DATABASE, to an in-memory connection);
+#   it applies to the rows written from then on.
 # - Appended rows stay in memory, uncompressed, until the checkpoint that follows this much WAL:
-#   at 256 MB that was the whole run; 64 MB costs a checkpoint every ~30,000 rows.
-# - A memory limit makes DuckDB evict cached blocks (and spill what it can) rather than grow. A
-#   batch's rows stay in its memory until the commit, so upsert_batch raises the limit by
-#   BATCH_MEMORY_FACTOR x the batch's frames (~10 MB for ingest's 5,000 rows; 96 MB in all
-#   measured 413-420 MB peak against 441-525 MB at 128 MB; a flat 96 MB failed 50,000-row batches).
-# - One thread: the ingest already runs fetching and writing concurrently on this 2-core target,
-#   and every DuckDB thread keeps its own allocator caches (peak 408 MB with 1, 451 MB with 2).
+#   at 256 MB (before) that was the whole run; 64 MB costs a checkpoint every ~30,000 rows.
+# - A memory limit makes DuckDB evict cached blocks and spill appended rows rather than grow.
+#   upsert_batch sets it for each batch: MEMORY_LIMIT_MB plus what DuckDB must hold for that
+#   batch (_batch_memory_limit_mb); a flat limit small enough to matter failed 50,000-row batches
+#   (and would fail other work: staging a million ids grows the queue's index). Until the first
+#   batch, DuckDB's default applies (80% of the RAM).
+# - One thread: the ingest already overlaps fetching and writing on its 2 cores, and each DuckDB
+#   thread keeps its own allocator caches (peak 408 MB with 1 thread, 451 MB with 2).
 # A run killed before a checkpoint replays its WAL on the next open.
 DATABASE = "warehouse"
 ROW_GROUP_ROWS = 16_384
@@ -118,6 +122,9 @@ def connect(
 
     If another process holds the file, retries for up to `lock_timeout_s`, then raises
     WarehouseLockedError naming that process.
+
+    A writable connection has the file attached as DATABASE (see ROW_GROUP_ROWS): its cursors
+    must come from cursor(con), not con.cursor().
     """
     path = Path(path)
     if read_only and not path.exists():
@@ -187,9 +194,9 @@ def _open_writable(path: Path) -> duckdb.DuckDBPyConnection:
 
     A cursor of this connection (`con.cursor()`) starts on DuckDB's in-memory database: use
     `cursor(con)`, which also moves to DATABASE."""
-    con = duckdb.connect(config={"threads": THREADS, "memory_limit": f"{MEMORY_LIMIT_MB}MB"})
+    con = duckdb.connect(config={"threads": THREADS})
     try:
-        con.execute(f"set temp_directory = {_sql_text(f'{path}.tmp')}")  # DuckDB's own default for a file
+        con.execute(f"set temp_directory = {_sql_text(f'{path}.tmp')}")  # DuckDB's default for a file
         con.execute(f"set checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         con.execute(f"attach {_sql_text(str(path))} as {DATABASE} (row_group_size {ROW_GROUP_ROWS})")
         con.execute(f"use {DATABASE}")
@@ -487,7 +494,7 @@ def upsert_batch(
     now = datetime.now(timezone.utc)
     queue = _queue_frame(queue_updates)
     if con.execute("select current_database()").fetchone()[0] == "memory":
-        con.execute(f"use {DATABASE}")  # a plain `con.cursor()` (see cursor()), as ingest's writer thread has
+        con.execute(f"use {DATABASE}")  # a plain `con.cursor()`: see cursor()
     _set_memory_limit(con, _batch_memory_limit_mb(con, batch))
     try:
         _write_batch(con, batch, queue, strategy or UPSERT_STRATEGY, now=now, run_id=run_id)
@@ -503,7 +510,9 @@ def _batch_memory_limit_mb(con: duckdb.DuckDBPyConnection, batch: NormalizedBatc
     """MEMORY_LIMIT_MB, plus room for what DuckDB must hold: the batch's rows, and the rows written
     since the last checkpoint (about the size of the WAL; updated rows cannot be evicted)."""
     frames_mb = (batch.generations.estimated_size() + batch.provider_responses.estimated_size()) / 2**20
-    (path,) = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()
+    (path,) = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
     try:
         wal_mb = os.stat(f"{path}.wal").st_size / 2**20
     except OSError:
