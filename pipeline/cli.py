@@ -133,12 +133,19 @@ def _utc_bound(end: bool):  # click callback for --since/--until on `ids`
     return parse
 
 
+# --since / --until of `ids` and `ingest`: both filter on the time inside the id, without a request.
+_SINCE_OPTION = click.option(
+    "--since", metavar="DATE", callback=_utc_bound(end=False),
+    help="Only ids created at or after this (UTC, from the id's own timestamp): YYYY-MM-DD or an ISO date-time.")
+_UNTIL_OPTION = click.option(
+    "--until", metavar="DATE", callback=_utc_bound(end=True),
+    help="Only ids created before this: a date is included whole, a date-time is exclusive.")
+
+
 @cli.command("ids")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--since", metavar="DATE", callback=_utc_bound(end=False),
-              help="Only ids created at or after this (UTC, from the id's own timestamp): YYYY-MM-DD or an ISO date-time.")
-@click.option("--until", metavar="DATE", callback=_utc_bound(end=True),
-              help="Only ids created before this: a date is included whole, a date-time is exclusive.")
+@_SINCE_OPTION
+@_UNTIL_OPTION
 @click.option("--with-source", is_flag=True, help="Add a tab and the file:line of each id's first sighting.")
 @click.option("--count", is_flag=True, help="Print only the number of distinct ids.")
 def ids_command(paths: tuple[str, ...], since, until, with_source: bool, count: bool) -> None:
@@ -185,10 +192,8 @@ _WAREHOUSE_OPTION = click.option(
               help="API base URL [default: https://openrouter.ai/api/v1].")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True, help="Requests in flight.")
 @click.option("--max-rps", type=click.FloatRange(min=0.1), default=None, help="Cap on requests per second.")
-@click.option("--since", metavar="DATE", callback=_utc_bound(end=False),
-              help="Only ids created at or after DATE (the time inside the id).")
-@click.option("--until", metavar="DATE", callback=_utc_bound(end=True),
-              help="Only ids created before DATE (a bare date includes that day).")
+@_SINCE_OPTION
+@_UNTIL_OPTION
 @click.option("--refresh", is_flag=True, help="Fetch again ids already loaded.")
 @click.option("--dry-run", is_flag=True, help="Say what would be fetched, by status; send no request and leave the queue as it was.")
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True,

@@ -493,8 +493,6 @@ def upsert_batch(
     the queue yet are added). Either all of it is committed or none of it."""
     now = datetime.now(timezone.utc)
     queue = _queue_frame(queue_updates)
-    if con.execute("select current_database()").fetchone()[0] == "memory":
-        con.execute(f"use {DATABASE}")  # a plain `con.cursor()`: see cursor()
     _set_memory_limit(con, _batch_memory_limit_mb(con, batch))
     try:
         _write_batch(con, batch, queue, strategy or UPSERT_STRATEGY, now=now, run_id=run_id)

@@ -544,7 +544,7 @@ def test_due_ids_come_in_chunks_from_a_snapshot(con, queue):
     chunks = warehouse.due_ids(con, now=NOW, chunk_size=2)
     first = next(chunks)
     assert len(first) == 2
-    write(con.cursor(), [body(generation_id) for generation_id in first])  # loaded while iterating
+    write(warehouse.cursor(con), [body(generation_id) for generation_id in first])  # loaded while iterating
     rest = [generation_id for chunk in chunks for generation_id in chunk]
     assert len(first) + len(rest) == 5
     assert not set(first) & set(rest)
