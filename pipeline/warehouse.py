@@ -298,7 +298,7 @@ def _migrate(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             con.execute("insert into schema_migrations (version, name) values (?, ?)", [version, name])
         con.commit()
     except BaseException:
-        con.rollback()
+        _rollback_if_open(con)
         raise
 
 
@@ -496,12 +496,27 @@ def upsert_batch(
     _set_memory_limit(con, _batch_memory_limit_mb(con, batch))
     try:
         _write_batch(con, batch, queue, strategy or UPSERT_STRATEGY, now=now, run_id=run_id)
-    except duckdb.OutOfMemoryException:
+    except (duckdb.OutOfMemoryException, duckdb.TransactionException) as error:
+        if not _out_of_memory(error):
+            raise
         # The limit is there to make DuckDB evict, not to fail a batch (a refresh's in-place updates
         # stay in memory until the next checkpoint): once more with DuckDB's default limit, 80% of
         # the RAM (`reset memory_limit` leaves the old one in force). A batch is idempotent.
         _set_memory_limit(con, _physical_memory_mb() * 8 // 10)
         _write_batch(con, batch, queue, strategy or UPSERT_STRATEGY, now=now, run_id=run_id)
+
+
+def _rollback_if_open(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.rollback()
+    except duckdb.TransactionException:
+        pass  # no transaction is active: a failed commit has already rolled back
+
+
+def _out_of_memory(error: duckdb.Error) -> bool:
+    """An allocation failed, inside a statement or in the commit (whose checkpoint can run out of
+    memory too: DuckDB then reports a TransactionException and has already rolled back)."""
+    return isinstance(error, duckdb.OutOfMemoryException) or "could not allocate" in str(error)
 
 
 def _batch_memory_limit_mb(con: duckdb.DuckDBPyConnection, batch: NormalizedBatch) -> int:
@@ -542,7 +557,7 @@ def _write_batch(
                 con.execute(_UPSERT_QUEUE_SQL, {"now": now})
         con.commit()
     except BaseException:
-        con.rollback()
+        _rollback_if_open(con)
         raise
 
 

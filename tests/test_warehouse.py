@@ -573,3 +573,45 @@ def test_a_run_is_recorded_without_any_key(con):
 def test_a_run_that_never_finished_has_no_outcome(con):
     run_id = warehouse.start_run(con, options={})
     assert con.execute("select finished_at, outcome from ingest_runs where run_id = ?", [run_id]).fetchone() == (None, None)
+
+
+
+class CommitRunsOutOfMemoryOnce:
+    """A writer connection whose next commit fails as DuckDB 1.5.5's did under a tight memory limit
+    (seen in an ingest with a 32 MB limit): the checkpoint inside the commit could not allocate, and
+    the transaction was already rolled back when the error came."""
+
+    def __init__(self, con) -> None:
+        self._con = con
+        self.failed = False
+
+    def commit(self):
+        if self.failed:
+            return self._con.commit()
+        self.failed = True
+        self._con.rollback()
+        raise duckdb.TransactionException(
+            "TransactionContext Error: Failed to commit: could not allocate block of size 256.0 KiB (37.9 MiB/38.1 MiB used)"
+        )
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+def test_a_batch_whose_commit_runs_out_of_memory_is_written_again(con):
+    flaky = CommitRunsOutOfMemoryOnce(con)
+    write(flaky, [body(gen_id(index)) for index in range(100)])
+    assert flaky.failed
+    assert con.execute("select count(*) from generations").fetchone() == (100,)
+    assert con.execute("select count(*) from ingest_queue where status = 'loaded'").fetchone() == (100,)
+
+
+def test_a_commit_failing_for_another_reason_is_not_retried(con):
+    class CommitConflicts(CommitRunsOutOfMemoryOnce):
+        def commit(self):
+            self._con.rollback()
+            raise duckdb.TransactionException("TransactionContext Error: Failed to commit: write-write conflict")
+
+    with pytest.raises(duckdb.TransactionException, match="write-write conflict"):
+        write(CommitConflicts(con), [body(gen_id(1))])
+    assert con.execute("select count(*) from generations").fetchone() == (0,)
