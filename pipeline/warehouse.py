@@ -516,7 +516,10 @@ def _rollback_if_open(con: duckdb.DuckDBPyConnection) -> None:
 def _out_of_memory(error: duckdb.Error) -> bool:
     """An allocation failed, inside a statement or in the commit (whose checkpoint can run out of
     memory too: DuckDB then reports a TransactionException and has already rolled back)."""
-    return isinstance(error, duckdb.OutOfMemoryException) or "could not allocate" in str(error)
+    message = str(error).lower()
+    return isinstance(error, duckdb.OutOfMemoryException) or any(
+        phrase in message for phrase in ("could not allocate", "failed to pin", "out of memory")
+    )
 
 
 def _batch_memory_limit_mb(con: duckdb.DuckDBPyConnection, batch: NormalizedBatch) -> int:
