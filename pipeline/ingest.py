@@ -144,9 +144,9 @@ def _ingest(con, options: IngestOptions, *, api_key, on_progress: ProgressCallba
         con.execute("begin transaction")
     for chunk in _chunks(find_ids(options.paths, since=options.since, until=options.until, stats=scan, warn=warn)):
         progress.ids_in_logs += len(chunk)
-        progress.ids_new += warehouse.stage_ids(
-            con, chunk, seen_at=now
-        )
+        progress.ids_new += warehouse.stage_ids(con, chunk, seen_at=now)
+        if not options.dry_run:
+            warehouse.checkpoint_if_due(con)
         on_progress(progress)
     if scan.files_read == 0:
         if options.dry_run:
