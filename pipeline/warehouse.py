@@ -523,10 +523,12 @@ def checkpoint_if_due(con: duckdb.DuckDBPyConnection) -> None:
     try:
         con.execute("checkpoint")
     except duckdb.Error as error:
-        if not _out_of_memory(error):
+        if _out_of_memory(error):
+            _set_memory_limit(con, _physical_memory_mb() * 8 // 10)
+            con.execute("checkpoint")
+        elif not isinstance(error, duckdb.TransactionException):
             raise
-        _set_memory_limit(con, _physical_memory_mb() * 8 // 10)
-        con.execute("checkpoint")
+        # else another transaction of this process is running: after the next batch, then
 
 
 def _wal_mb(con: duckdb.DuckDBPyConnection) -> float:

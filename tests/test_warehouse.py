@@ -627,3 +627,16 @@ def test_a_checkpoint_under_a_tiny_memory_limit_still_completes(path, monkeypatc
         assert wal_bytes(path) == 0
     with warehouse.connect(path, read_only=True) as reader:
         assert reader.execute("select count(*) from generations").fetchone() == (6000,)
+
+
+def test_a_batch_written_while_another_cursor_has_a_transaction_open_still_commits(path, monkeypatch):
+    monkeypatch.setattr(warehouse, "CHECKPOINT_AFTER_WAL_MB", 0)
+    with warehouse.connect(path) as con:
+        other = warehouse.cursor(con)
+        other.execute("begin transaction")
+        other.execute("select count(*) from ingest_queue").fetchall()
+        write(con, [body(gen_id(index)) for index in range(10)])  # its checkpoint may have to wait
+        other.execute("commit")
+        write(con, [body(gen_id(index)) for index in range(10, 20)])
+        assert wal_bytes(path) == 0
+        assert con.execute("select count(*) from generations").fetchone() == (20,)
