@@ -59,8 +59,9 @@ STAGE_CHUNK_IDS = 100_000
 #   it applies to the rows written from then on.
 # - Appended rows stay in memory, uncompressed, until the checkpoint that follows this much WAL
 #   (CHECKPOINT_AFTER_WAL_MB, run by checkpoint_if_due): at 256 MB (before) that was the whole
-#   run. 64 MB (a checkpoint every ~30,000 rows) peaked at 452-454 MB, 16 MB at 400 MB and took
-#   ~5% longer (36.4 s against 34.5 s for the 100,000 ids, one run each).
+#   run. 64 MB (a checkpoint every ~30,000 rows) peaked at 452-454 MB; 16 MB with the checkpoint
+#   under the default limit (see checkpoint_if_due) at 425 MB, in 38.1 s against 34.5 s for the
+#   100,000 ids (one run each).
 # - A memory limit makes DuckDB evict cached blocks and spill appended rows rather than grow.
 #   upsert_batch sets it for each batch: MEMORY_LIMIT_MB plus what DuckDB must hold for that
 #   batch (_batch_memory_limit_mb); a flat limit small enough to matter failed 50,000-row batches
@@ -504,31 +505,29 @@ def upsert_batch(
         # The limit is there to make DuckDB evict, not to fail a batch (a refresh's in-place updates
         # stay in memory until the next checkpoint): once more with DuckDB's default limit, 80% of
         # the RAM (`reset memory_limit` leaves the old one in force). A batch is idempotent.
-        _set_memory_limit(con, _physical_memory_mb() * 8 // 10)
+        _set_memory_limit(con, _default_memory_limit_mb())
         _write_batch(con, batch, queue, strategy or UPSERT_STRATEGY, now=now, run_id=run_id)
-    _set_memory_limit(con, limit_mb)
     checkpoint_if_due(con)
 
 
 def checkpoint_if_due(con: duckdb.DuckDBPyConnection) -> None:
-    """Checkpoint once the WAL holds CHECKPOINT_AFTER_WAL_MB, outside any transaction.
+    """Checkpoint once the WAL holds CHECKPOINT_AFTER_WAL_MB, outside any transaction, under
+    DuckDB's default memory limit, which stays in force until the next batch sets its own.
 
-    DuckDB's own automatic checkpoint runs inside COMMIT, where running out of memory fails the
-    commit ("Failed to commit: could not allocate block", seen with 16-32 MB limits; see
-    _write_batch for what a failed commit leaves). So writable connections switch it off, and this
-    runs it after the commit, under the batch's memory limit: the batch is durable in the WAL by
-    then, and a checkpoint that runs out of memory is run again with DuckDB's default limit."""
+    Neither a commit nor a checkpoint may run out of memory in DuckDB 1.5.5: a failed commit left
+    the batch's ids in the primary-key index (its retry hit a duplicate key), and a failed
+    checkpoint invalidates the database ("Checkpoint failed ... The database has been invalidated",
+    seen under a 212 MB limit). DuckDB's automatic checkpoint runs inside COMMIT, under whatever
+    limit is in force, so writable connections switch it off and run it here instead. Between
+    batches the default limit stays, because any statement can fail under a tight one while
+    committed rows wait for the checkpoint (even reading the WAL's path did, under 100 MB)."""
     if _wal_mb(con) < CHECKPOINT_AFTER_WAL_MB:
         return
+    _set_memory_limit(con, _default_memory_limit_mb())
     try:
         con.execute("checkpoint")
-    except duckdb.Error as error:
-        if _out_of_memory(error):
-            _set_memory_limit(con, _physical_memory_mb() * 8 // 10)
-            con.execute("checkpoint")
-        elif not isinstance(error, duckdb.TransactionException):
-            raise
-        # else another transaction of this process is running: after the next batch, then
+    except duckdb.TransactionException:
+        pass  # another transaction of this process is running: after the next batch, then
 
 
 def _wal_mb(con: duckdb.DuckDBPyConnection) -> float:
@@ -548,14 +547,6 @@ def _rollback_if_open(con: duckdb.DuckDBPyConnection) -> None:
         pass  # no transaction is active: a failed commit has already rolled back
 
 
-def _out_of_memory(error: duckdb.Error) -> bool:
-    """An allocation failed (a CHECKPOINT reports some as other exception types)."""
-    message = str(error).lower()
-    return isinstance(error, duckdb.OutOfMemoryException) or any(
-        phrase in message for phrase in ("could not allocate", "failed to pin", "out of memory")
-    )
-
-
 def _batch_memory_limit_mb(con: duckdb.DuckDBPyConnection, batch: NormalizedBatch) -> int:
     """MEMORY_LIMIT_MB, plus room for what DuckDB must hold: the batch's rows, and the rows written
     since the last checkpoint (about the size of the WAL; updated rows cannot be evicted)."""
@@ -570,8 +561,9 @@ def _set_memory_limit(con: duckdb.DuckDBPyConnection, limit_mb: int) -> None:
         pass  # more than that is pinned (rows waiting for a checkpoint): the current limit stays
 
 
-def _physical_memory_mb() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+def _default_memory_limit_mb() -> int:
+    """DuckDB's own default: 80% of the RAM (`reset memory_limit` leaves the old limit in force)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 * 8 // 10
 
 
 def _write_batch(
@@ -589,7 +581,7 @@ def _write_batch(
         # batch's spilled blocks ("Failed to commit: failed to pin block", seen with 16-32 MB
         # limits), and then leaves that batch's ids in the primary-key index: the batch's retry
         # failed with a duplicate key. A statement that runs out of memory rolls back cleanly.
-        _set_memory_limit(con, _physical_memory_mb() * 8 // 10)
+        _set_memory_limit(con, _default_memory_limit_mb())
         con.commit()
     except BaseException:
         _rollback_if_open(con)
