@@ -25,12 +25,13 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from itertools import islice
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import orjson
@@ -48,6 +49,8 @@ QUEUE_STATUSES = ("pending", "loaded", "not_found", "failed")
 # lag is seconds to minutes, so an id still unknown after a week will not appear.
 NOT_FOUND_GIVE_UP_AFTER = timedelta(days=7)
 STAGE_CHUNK_IDS = 100_000
+READ_OUT_OF_MEMORY_WAIT_S = 30.0
+_T = TypeVar("_T")
 # How a writable connection sets DuckDB up, for rows of ~2 KB (`raw` is most of it). Measured on
 # `orusage ingest` of 100,000 ids (bench/ingest_e2e.py's way: peak RSS of the process, from wait4;
 # per-batch RSS and duckdb_memory() to see where it went): 780-830 MB before, 440-465 MB with all of
@@ -720,16 +723,34 @@ def due_ids(
     try:
         offset = 0
         while True:
-            rows = con.execute(
-                f"select generation_id from {snapshot} where rowid >= ? and rowid < ? order by rowid",
-                [offset, offset + chunk_size],
-            ).fetchall()
+            rows = _waiting_out_memory_limits(
+                lambda: con.execute(
+                    f"select generation_id from {snapshot} where rowid >= ? and rowid < ? order by rowid",
+                    [offset, offset + chunk_size],
+                ).fetchall()
+            )
             if not rows:
                 return
             yield [generation_id for (generation_id,) in rows]
             offset += chunk_size
     finally:
         con.execute(f"drop table if exists {snapshot}")
+
+
+def _waiting_out_memory_limits(read: Callable[[], _T]) -> _T:
+    """`read()`, again for up to READ_OUT_OF_MEMORY_WAIT_S while it runs out of memory.
+
+    The ingest reads due ids on its main thread while the writer thread's batch runs under the
+    batch's memory limit, which is the whole DuckDB instance's: such a read failed once ("failed to
+    pin block", with a 16 MB limit). The limit is lifted when the batch commits, so wait for that."""
+    deadline = time.monotonic() + READ_OUT_OF_MEMORY_WAIT_S
+    while True:
+        try:
+            return read()
+        except duckdb.OutOfMemoryException:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 # --- runs ------------------------------------------------------------------------------------

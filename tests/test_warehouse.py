@@ -551,6 +551,36 @@ def test_due_ids_come_in_chunks_from_a_snapshot(con, queue):
     assert con.execute("select count(*) from duckdb_tables() where temporary").fetchone() == (0,)
 
 
+class ReadsRunOutOfMemory:
+    """A connection whose reads of the due-id snapshot run out of memory `times` times, as one did
+    while the writer thread's batch held a 16 MB limit."""
+
+    def __init__(self, con, times: int) -> None:
+        self._con = con
+        self.failures_left = times
+
+    def execute(self, sql, *args):
+        if "from _orusage_due_" in sql and not sql.startswith("create") and self.failures_left:
+            self.failures_left -= 1
+            raise duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block of size 256.0 KiB")
+        return self._con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+def test_a_due_id_read_that_runs_out_of_memory_waits_for_the_limit_to_lift(con, queue):
+    flaky = ReadsRunOutOfMemory(con, times=3)
+    assert sorted(due(flaky)) == sorted(due(con))
+    assert flaky.failures_left == 0
+
+
+def test_a_due_id_read_that_keeps_running_out_of_memory_gives_up(con, queue, monkeypatch):
+    monkeypatch.setattr(warehouse, "READ_OUT_OF_MEMORY_WAIT_S", 0.2)
+    with pytest.raises(duckdb.OutOfMemoryException):
+        due(ReadsRunOutOfMemory(con, times=1000))
+
+
 # --- runs -------------------------------------------------------------------------------------
 
 
