@@ -39,6 +39,8 @@ import polars as pl
 
 from pipeline.normalize import GENERATION_SCHEMA, PROVIDER_RESPONSE_SCHEMA, NormalizedBatch
 
+_T = TypeVar("_T")
+
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 SCHEMA_DIR = SQL_DIR / "schema"
 VIEWS_DIR = SQL_DIR / "views"
@@ -50,7 +52,6 @@ QUEUE_STATUSES = ("pending", "loaded", "not_found", "failed")
 NOT_FOUND_GIVE_UP_AFTER = timedelta(days=7)
 STAGE_CHUNK_IDS = 100_000
 READ_OUT_OF_MEMORY_WAIT_S = 30.0
-_T = TypeVar("_T")
 # How a writable connection sets DuckDB up, for rows of ~2 KB (`raw` is most of it). Measured on
 # `orusage ingest` of 100,000 ids (bench/ingest_e2e.py's way: peak RSS of the process, from wait4;
 # per-batch RSS and duckdb_memory() to see where it went): 780-830 MB before, 440-465 MB with all of
