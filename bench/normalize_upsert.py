@@ -278,6 +278,7 @@ def main() -> None:
     raw_json_vs_varchar(con, bodies, batch)
     cost_accuracy(con)
     con.close()
+    merge_ceiling(bodies, max(batch, 25_000), 100_000 if args.quick else 200_000)
 
     sample = [bodies.body(index) for index in range(sample_n)]
     print(f"\nparse candidates ({sample_n:,} bodies, best of 3):")
@@ -459,6 +460,34 @@ def raw_json_vs_varchar(con: duckdb.DuckDBPyConnection, bodies: Bodies, batch: i
         con.execute(f"drop table generations_{raw_type}")
         print(line(f"raw {raw_type.upper()}", batch, timing))
         figure("raw_column_insert", raw_type, batch, timing)
+
+
+def merge_ceiling(bodies: Bodies, batch: int, rows: int) -> None:
+    """What DuckDB's MERGE alone reaches with our frames, in memory (no file, WAL, checkpoint, other
+    table or normalizing), new ids into a table with `id` as its primary key: with `raw` as stored
+    and with `raw` null, to show what the ~1.4 KB of text per row costs."""
+    frames = [normalize.normalize_bodies([bodies.body(index) for index in ids]).generations
+              for ids in batches(10**8, 10**8 + rows, batch)]  # ids unlike the warehouse's
+    print(f"\nMERGE alone, in memory, new ids ({rows:,} rows, batches of {batch:,}; the upper bound of upsert_batch):")
+    for label, key, strip_raw in (("with raw", "with_raw", False), ("raw null", "raw_null", True)):
+        memory = duckdb.connect(config={"threads": warehouse.THREADS})
+        first = frames[0].clear()
+        memory.register("first", warehouse._ArrowStream(first))
+        memory.execute("create table g as select * from first")
+        memory.execute("alter table g add primary key (id)")
+        memory.unregister("first")
+        load = Timing(0, 0)
+        for frame in frames:
+            if strip_raw:
+                frame = frame.with_columns(pl.lit(None, pl.String()).alias("raw"))
+            memory.register("b", warehouse._ArrowStream(frame))
+            timing, _ = timed(lambda: memory.execute(
+                "merge into g using b on g.id = b.id when matched then update when not matched then insert"))
+            memory.unregister("b")
+            load = Timing(load.wall_s + timing.wall_s, load.cpu_s + timing.cpu_s)
+        memory.close()
+        print(line(label, rows, load))
+        figure("merge_in_memory", key, rows, load)
 
 
 def cost_accuracy(con: duckdb.DuckDBPyConnection) -> None:
