@@ -516,7 +516,7 @@ def upsert_batch(
 
 def checkpoint_if_due(con: duckdb.DuckDBPyConnection) -> None:
     """Checkpoint once the WAL holds CHECKPOINT_AFTER_WAL_MB, outside any transaction, under
-    DuckDB's default memory limit, which stays in force until the next batch sets its own.
+    DuckDB's default memory limit: the one in force outside a batch's statements (see _write_batch).
 
     Neither a commit nor a checkpoint may run out of memory in DuckDB 1.5.5: a failed commit left
     the batch's ids in the primary-key index (its retry hit a duplicate key), and a failed
@@ -527,7 +527,6 @@ def checkpoint_if_due(con: duckdb.DuckDBPyConnection) -> None:
     committed rows wait for the checkpoint (even reading the WAL's path did, under 100 MB)."""
     if _wal_mb(con) < CHECKPOINT_AFTER_WAL_MB:
         return
-    _set_memory_limit(con, _default_memory_limit_mb())
     try:
         con.execute("checkpoint")
     except duckdb.TransactionException:
@@ -581,10 +580,8 @@ def _write_batch(
         if queue.height:
             with _registered(con, {_BATCH_QUEUE: queue}):
                 con.execute(_UPSERT_QUEUE_SQL, {"now": now})
-        # The commit runs with no limit of ours. DuckDB 1.5.5 fails a commit that cannot pin the
-        # batch's spilled blocks ("Failed to commit: failed to pin block", seen with 16-32 MB
-        # limits), and then leaves that batch's ids in the primary-key index: the batch's retry
-        # failed with a duplicate key. A statement that runs out of memory rolls back cleanly.
+        # Only the statements run under the batch's limit: a commit must not run out of memory
+        # (see checkpoint_if_due), and the default limit then stays until the next batch.
         _set_memory_limit(con, _default_memory_limit_mb())
         con.commit()
     except BaseException:

@@ -51,6 +51,16 @@ def table(con, name: str, order_by: str) -> list[tuple]:
     return con.execute(f"select * from {name} order by {order_by}").fetchall()
 
 
+class ConnectionProxy:
+    """A warehouse connection with some methods replaced by a test; the rest go to `con`."""
+
+    def __init__(self, con) -> None:
+        self._con = con
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "warehouse.duckdb"
@@ -551,12 +561,12 @@ def test_due_ids_come_in_chunks_from_a_snapshot(con, queue):
     assert con.execute("select count(*) from duckdb_tables() where temporary").fetchone() == (0,)
 
 
-class ReadsRunOutOfMemory:
+class ReadsRunOutOfMemory(ConnectionProxy):
     """A connection whose reads of the due-id snapshot run out of memory `times` times, as one did
     while the writer thread's batch held a 16 MB limit."""
 
     def __init__(self, con, times: int) -> None:
-        self._con = con
+        super().__init__(con)
         self.failures_left = times
 
     def execute(self, sql, *args):
@@ -564,9 +574,6 @@ class ReadsRunOutOfMemory:
             self.failures_left -= 1
             raise duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block of size 256.0 KiB")
         return self._con.execute(sql, *args)
-
-    def __getattr__(self, name):
-        return getattr(self._con, name)
 
 
 def test_a_due_id_read_that_runs_out_of_memory_waits_for_the_limit_to_lift(con, queue):
@@ -604,13 +611,11 @@ def test_a_run_that_never_finished_has_no_outcome(con):
     run_id = warehouse.start_run(con, options={})
     assert con.execute("select finished_at, outcome from ingest_runs where run_id = ?", [run_id]).fetchone() == (None, None)
 
-
-
-class RecordsMemoryLimits:
+class RecordsMemoryLimits(ConnectionProxy):
     """A writer connection that notes the memory limit in force at each MERGE and each commit."""
 
     def __init__(self, con) -> None:
-        self._con = con
+        super().__init__(con)
         self.at_merge: list[str] = []
         self.at_commit: list[str] = []
 
@@ -625,9 +630,6 @@ class RecordsMemoryLimits:
     def commit(self):
         self.at_commit.append(self._limit())
         return self._con.commit()
-
-    def __getattr__(self, name):
-        return getattr(self._con, name)
 
 
 def test_a_batch_runs_under_its_memory_limit_and_commits_without_it(con):
