@@ -4,6 +4,7 @@ and what happens when the file is busy, too new, missing, or its writer is kille
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -271,6 +272,35 @@ def test_a_refetch_that_differs_only_in_a_key_orusage_does_not_know_replaces_raw
     write(con, [body(LLAMA["id"], usage_tier="gold")], run_id="run-2")  # no column holds it: only raw
     raw, run_id = con.execute("select raw, run_id from generations").fetchone()
     assert (orjson.loads(raw)["usage_tier"], run_id) == ("gold", "run-2")
+
+
+def test_each_refetched_record_lands_on_its_own_row_wherever_that_row_is_stored(con):
+    # The upsert finds stored rows by their rowid: rows loaded in shuffled batches, some
+    # checkpointed and some not, must each be matched to the record with their own id.
+    order = list(range(300))
+    random.Random(7).shuffle(order)
+    for start in range(0, 300, 100):
+        write(con, [body(gen_id(index), tokens_prompt=index) for index in order[start:start + 100]], run_id="run-1")
+        if start == 100:
+            con.execute("checkpoint")
+    changed, unknown_key_only, new = order[:40], order[40:60], range(300, 330)
+    refetched = (
+        [body(gen_id(index), tokens_prompt=10_000 + index) for index in changed]
+        + [body(gen_id(index), tokens_prompt=index, usage_tier="gold") for index in unknown_key_only]
+        + [body(gen_id(index), tokens_prompt=index) for index in order[60:90]]  # unchanged
+        + [body(gen_id(index), tokens_prompt=index) for index in new]
+    )
+    random.Random(8).shuffle(refetched)
+    write(con, refetched, run_id="run-2")
+
+    rows = {row[0]: row[1:] for row in con.execute(
+        "select id, tokens_prompt, run_id, raw->>'$.usage_tier' from generations").fetchall()}  # fmt: skip
+    expected = {gen_id(index): (index, "run-1", None) for index in range(300)}
+    expected |= {gen_id(index): (10_000 + index, "run-2", None) for index in changed}
+    expected |= {gen_id(index): (index, "run-2", "gold") for index in unknown_key_only}
+    expected |= {gen_id(index): (index, "run-2", None) for index in new}
+    assert rows == expected
+    assert con.execute("select count(*), count(distinct id) from generations").fetchone() == (330, 330)
 
 
 def test_a_batch_bigger_than_the_memory_limit_still_lands(con, monkeypatch):
@@ -612,19 +642,20 @@ def test_a_run_that_never_finished_has_no_outcome(con):
     assert con.execute("select finished_at, outcome from ingest_runs where run_id = ?", [run_id]).fetchone() == (None, None)
 
 class RecordsMemoryLimits(ConnectionProxy):
-    """A writer connection that notes the memory limit in force at each MERGE and each commit."""
+    """A writer connection that notes the memory limit in force at each write of generations and
+    at each commit."""
 
     def __init__(self, con) -> None:
         super().__init__(con)
-        self.at_merge: list[str] = []
+        self.at_write: list[str] = []
         self.at_commit: list[str] = []
 
     def _limit(self) -> str:
         return self._con.execute("select current_setting('memory_limit')").fetchone()[0]
 
     def execute(self, sql, *args):
-        if sql.lstrip().lower().startswith("merge"):
-            self.at_merge.append(self._limit())
+        if sql.lstrip().lower().startswith(("insert into generations", "update generations")):
+            self.at_write.append(self._limit())
         return self._con.execute(sql, *args)
 
     def commit(self):
@@ -637,7 +668,7 @@ def test_a_batch_runs_under_its_memory_limit_and_commits_without_it(con):
     # and retrying that batch then hit a duplicate key: a commit must not run out of memory.
     recorder = RecordsMemoryLimits(con)
     write(recorder, [body(gen_id(index)) for index in range(100)])
-    assert recorder.at_merge and all(limit.endswith("MiB") for limit in recorder.at_merge)
+    assert recorder.at_write and all(limit.endswith("MiB") for limit in recorder.at_write)
     assert recorder.at_commit and all(limit.endswith("GiB") for limit in recorder.at_commit)
     # Between batches too: any statement can fail under a tight limit while rows await the checkpoint
     assert con.execute("select current_setting('memory_limit')").fetchone()[0].endswith("GiB")
