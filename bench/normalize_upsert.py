@@ -488,6 +488,38 @@ def merge_ceiling(bodies: Bodies, batch: int, rows: int) -> None:
         memory.close()
         print(line(label, rows, load))
         figure("merge_in_memory", key, rows, load)
+    insert_floor(frames, rows)
+
+
+def insert_floor(frames: list[pl.DataFrame], rows: int) -> None:
+    """The least DuckDB can do with these rows, on disk: append them to a table with no key and
+    nothing else in the transaction, then CHECKPOINT (where it compresses and writes them). No
+    upsert of the same rows, with raw, can beat the "with raw" figure on this machine."""
+    print(f"\nINSERT alone, on disk, into a table with no key, then CHECKPOINT ({rows:,} rows; the floor):")
+    for label, key, strip_raw in (("with raw", "with_raw", False), ("raw null", "raw_null", True)):
+        path = OUT_DIR / f"insert_floor-{os.getpid()}.duckdb"
+        remove(path)
+        disk = duckdb.connect(str(path), config={"threads": warehouse.THREADS})
+        disk.execute(f"set checkpoint_threshold = '{warehouse.NO_AUTOMATIC_CHECKPOINT}'")
+        disk.register("first", warehouse._ArrowStream(frames[0].clear()))
+        disk.execute("create table g as select * from first")
+        disk.unregister("first")
+        inserts = Timing(0, 0)
+        for frame in frames:
+            if strip_raw:
+                frame = frame.with_columns(pl.lit(None, pl.String()).alias("raw"))
+            disk.register("b", warehouse._ArrowStream(frame))
+            timing, _ = timed(lambda: disk.execute("insert into g select * from b"))
+            disk.unregister("b")
+            inserts = Timing(inserts.wall_s + timing.wall_s, inserts.cpu_s + timing.cpu_s)
+        checkpoint, _ = timed(lambda: disk.execute("checkpoint"))
+        disk.close()
+        remove(path)
+        total = Timing(inserts.wall_s + checkpoint.wall_s, inserts.cpu_s + checkpoint.cpu_s)
+        print(line(f"{label}: the inserts", rows, inserts))
+        print(line(f"{label}: inserts + checkpoint", rows, total))
+        figure("insert_floor_on_disk", f"{key}_inserts", rows, inserts)
+        figure("insert_floor_on_disk", key, rows, total)
 
 
 def cost_accuracy(con: duckdb.DuckDBPyConnection) -> None:
