@@ -142,12 +142,7 @@ def _ingest(con, options: IngestOptions, *, api_key, on_progress: ProgressCallba
     now = datetime.now(timezone.utc)
     if options.dry_run:
         con.execute("begin transaction")
-    for chunk in _chunks(find_ids(options.paths, since=options.since, until=options.until, stats=scan, warn=warn)):
-        progress.ids_in_logs += len(chunk)
-        progress.ids_new += warehouse.stage_ids(con, chunk, seen_at=now)
-        if not options.dry_run:
-            warehouse.checkpoint_if_due(con)
-        on_progress(progress)
+    _stage(con, options, now, scan, progress, on_progress, warn)
     if scan.files_read == 0:
         if options.dry_run:
             con.execute("rollback")
@@ -169,6 +164,18 @@ def _ingest(con, options: IngestOptions, *, api_key, on_progress: ProgressCallba
     summary = RunSummary(run_id, outcome, progress, scan, due_by_status, error)
     warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
     return summary
+
+
+def _stage(con, options: IngestOptions, now: datetime, scan: ScanStats, progress: Progress,
+           on_progress: ProgressCallback, warn) -> None:
+    """Queue the ids in the logs. A function of its own so that the last chunk of ids (up to
+    STAGE_CHUNK_IDS tuples) is freed before the fetching starts, not held by `_ingest` throughout."""
+    for chunk in _chunks(find_ids(options.paths, since=options.since, until=options.until, stats=scan, warn=warn)):
+        progress.ids_in_logs += len(chunk)
+        progress.ids_new += warehouse.stage_ids(con, chunk, seen_at=now)
+        if not options.dry_run:
+            warehouse.checkpoint_if_due(con)
+        on_progress(progress)
 
 
 def _chunks(found: Iterator[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
