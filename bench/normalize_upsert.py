@@ -462,6 +462,26 @@ def raw_json_vs_varchar(con: duckdb.DuckDBPyConnection, bodies: Bodies, batch: i
         figure("raw_column_insert", raw_type, batch, timing)
 
 
+def _empty_copy(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> None:
+    """Table `g`, with `frame`'s columns and types and no rows."""
+    con.register("first", warehouse._ArrowStream(frame.clear()))
+    con.execute("create table g as select * from first")
+    con.unregister("first")
+
+
+def _load(con: duckdb.DuckDBPyConnection, frames: list[pl.DataFrame], statement: str, *, strip_raw: bool) -> Timing:
+    """`statement` (reading the frame as `b`) once per frame, `raw` nulled if asked; the time it took."""
+    total = Timing(0, 0)
+    for frame in frames:
+        if strip_raw:
+            frame = frame.with_columns(pl.lit(None, pl.String()).alias("raw"))
+        con.register("b", warehouse._ArrowStream(frame))
+        timing, _ = timed(lambda: con.execute(statement))
+        con.unregister("b")
+        total = Timing(total.wall_s + timing.wall_s, total.cpu_s + timing.cpu_s)
+    return total
+
+
 def merge_ceiling(bodies: Bodies, batch: int, rows: int) -> None:
     """What DuckDB's MERGE alone reaches with our frames, in memory (no file, WAL, checkpoint, other
     table or normalizing), new ids into a table with `id` as its primary key: with `raw` as stored
@@ -471,20 +491,10 @@ def merge_ceiling(bodies: Bodies, batch: int, rows: int) -> None:
     print(f"\nMERGE alone, in memory, new ids ({rows:,} rows, batches of {batch:,}; the upper bound of upsert_batch):")
     for label, key, strip_raw in (("with raw", "with_raw", False), ("raw null", "raw_null", True)):
         memory = duckdb.connect(config={"threads": warehouse.THREADS})
-        first = frames[0].clear()
-        memory.register("first", warehouse._ArrowStream(first))
-        memory.execute("create table g as select * from first")
+        _empty_copy(memory, frames[0])
         memory.execute("alter table g add primary key (id)")
-        memory.unregister("first")
-        load = Timing(0, 0)
-        for frame in frames:
-            if strip_raw:
-                frame = frame.with_columns(pl.lit(None, pl.String()).alias("raw"))
-            memory.register("b", warehouse._ArrowStream(frame))
-            timing, _ = timed(lambda: memory.execute(
-                "merge into g using b on g.id = b.id when matched then update when not matched then insert"))
-            memory.unregister("b")
-            load = Timing(load.wall_s + timing.wall_s, load.cpu_s + timing.cpu_s)
+        load = _load(memory, frames, "merge into g using b on g.id = b.id when matched then update when not matched "
+                     "then insert", strip_raw=strip_raw)
         memory.close()
         print(line(label, rows, load))
         figure("merge_in_memory", key, rows, load)
@@ -501,17 +511,8 @@ def insert_floor(frames: list[pl.DataFrame], rows: int) -> None:
         remove(path)
         disk = duckdb.connect(str(path), config={"threads": warehouse.THREADS})
         disk.execute(f"set checkpoint_threshold = '{warehouse.NO_AUTOMATIC_CHECKPOINT}'")
-        disk.register("first", warehouse._ArrowStream(frames[0].clear()))
-        disk.execute("create table g as select * from first")
-        disk.unregister("first")
-        inserts = Timing(0, 0)
-        for frame in frames:
-            if strip_raw:
-                frame = frame.with_columns(pl.lit(None, pl.String()).alias("raw"))
-            disk.register("b", warehouse._ArrowStream(frame))
-            timing, _ = timed(lambda: disk.execute("insert into g select * from b"))
-            disk.unregister("b")
-            inserts = Timing(inserts.wall_s + timing.wall_s, inserts.cpu_s + timing.cpu_s)
+        _empty_copy(disk, frames[0])
+        inserts = _load(disk, frames, "insert into g select * from b", strip_raw=strip_raw)
         checkpoint, _ = timed(lambda: disk.execute("checkpoint"))
         disk.close()
         remove(path)

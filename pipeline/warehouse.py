@@ -459,16 +459,17 @@ def _delete_insert_sql() -> str:
     )
 
 
-# The candidates bench/normalize_upsert.py measures; UPSERT_STRATEGY is the one that won.
-# "by_rowid" is several statements (see _write_generations); each other one is a statement.
+# The candidates bench/normalize_upsert.py measures; UPSERT_STRATEGY is the one that won. "by_rowid"
+# runs several statements, chosen by what the batch holds (see _write_generations); each of the
+# others is the one statement here.
 BY_ROWID = "by_rowid"
-UPSERT_STRATEGIES = {
-    BY_ROWID: ";\n".join((_FIND_STORED_SQL, _UPDATE_CHANGED_SQL, _RAW_ONLY_SQL, _INSERT_NEW_SQL)),
+_ONE_STATEMENT_UPSERTS = {
     "merge": _merge_sql(_API_FIELDS_CHANGED),
     "merge_raw": _merge_sql(_RAW_CHANGED),
     "on_conflict": _on_conflict_sql(),
     "delete_insert": _delete_insert_sql(),
 }
+UPSERT_STRATEGIES = (BY_ROWID, *_ONE_STATEMENT_UPSERTS)
 UPSERT_STRATEGY = BY_ROWID
 
 _ATTEMPT_VALUES = [column for column in _ATTEMPT_COLUMNS if column not in ("generation_id", "attempt")]
@@ -553,16 +554,16 @@ def upsert_batch(
     the queue yet are added). Either all of it is committed or none of it."""
     now = datetime.now(timezone.utc)
     queue = _queue_frame(queue_updates)
-    limit_mb = _batch_memory_limit_mb(con, batch)
-    _set_memory_limit(con, limit_mb)
+    strategy = strategy or UPSERT_STRATEGY
+    _set_memory_limit(con, _batch_memory_limit_mb(con, batch))
     try:
-        _write_batch(con, batch, queue, strategy or UPSERT_STRATEGY, now=now, run_id=run_id)
+        _write_batch(con, batch, queue, strategy, now=now, run_id=run_id)
     except duckdb.OutOfMemoryException:
         # The limit is there to make DuckDB evict, not to fail a batch (a refresh's in-place updates
         # stay in memory until the next checkpoint): once more with DuckDB's default limit, 80% of
         # the RAM (`reset memory_limit` leaves the old one in force). A batch is idempotent.
         _set_memory_limit(con, _default_memory_limit_mb())
-        _write_batch(con, batch, queue, strategy or UPSERT_STRATEGY, now=now, run_id=run_id)
+        _write_batch(con, batch, queue, strategy, now=now, run_id=run_id)
     checkpoint_if_due(con)
 
 
@@ -647,7 +648,7 @@ def _write_generations(
     parameters = {"loaded_at": loaded_at, "run_id": run_id}
     with _registered(con, {_BATCH_GENERATIONS: batch.generations, _BATCH_ATTEMPTS: batch.provider_responses}):
         if strategy != BY_ROWID:
-            con.execute(UPSERT_STRATEGIES[strategy], parameters)
+            con.execute(_ONE_STATEMENT_UPSERTS[strategy], parameters)
             con.execute(_REPLACE_ATTEMPTS_SQL)
             return
         (stored,) = con.execute(_FIND_STORED_SQL).fetchone()
