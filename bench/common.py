@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -178,34 +179,50 @@ class Measured:
         return last_json_object(self.stdout) or {}
 
 
+# The measured command runs as the child of this small launcher, which reports its rusage. Not a child of
+# the bench itself: Linux starts a child's peak RSS (ru_maxrss) at the peak of the process it was forked
+# from, and subprocess forks the whole bench (a /bin/true started from a 500 MB Python reported 511 MB).
+# Forked from this ~10 MB launcher, the figure is the command's own.
+_LAUNCHER = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall_s = time.perf_counter() - started
+with open(sys.argv[1], "w") as report:
+    report.write(f"{wall_s} {usage.ru_utime + usage.ru_stime} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
 def run_measured(command: Sequence[str], *, env: dict[str, str] | None = None, server: FakeApi | None = None,
                  timeout_s: float = 1800) -> Measured:
-    """Run `command` to completion; wall time, its CPU time and peak RSS (its own, via wait4)."""
+    """Run `command` to completion; its wall time, CPU time and peak RSS (its own: see _LAUNCHER)."""
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = f"{os.getpid()}-{time.monotonic_ns()}"
-    out_path, err_path = OUT / f".child-{stamp}.out", OUT / f".child-{stamp}.err"
+    out_path, err_path, usage_path = (OUT / f".child-{stamp}.{kind}" for kind in ("out", "err", "usage"))
     server_cpu0 = server.cpu_s() if server else None
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(list(command), stdout=out, stderr=err, cwd=ROOT, env=env or client_env())
-        deadline = started + timeout_s
-        while True:
-            pid, status, rusage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                process.kill()
-                pid, status, rusage = os.wait4(process.pid, 0)
-                break
-            time.sleep(0.02)
-        wall_s = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
+        process = subprocess.Popen([PYTHON, "-I", "-S", "-c", _LAUNCHER, str(usage_path), *command], stdout=out,
+                                   stderr=err, cwd=ROOT, env=env or client_env(), start_new_session=True)
+        try:
+            returncode = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            returncode = process.wait()
     stdout, stderr = out_path.read_text(errors="replace"), err_path.read_text(errors="replace")
-    out_path.unlink()
-    err_path.unlink()
+    wall_s, cpu_s, peak_rss_kib = (float(x) for x in usage_path.read_text().split()) if usage_path.exists() else (
+        float("nan"), float("nan"), float("nan"))
+    for path in (out_path, err_path, usage_path):
+        path.unlink(missing_ok=True)
     return Measured(
-        command=list(command), returncode=process.returncode, wall_s=wall_s,
-        cpu_s=rusage.ru_utime + rusage.ru_stime, peak_rss_mb=rusage.ru_maxrss / 1024,  # Linux: KiB
+        command=list(command), returncode=returncode, wall_s=wall_s,
+        cpu_s=cpu_s, peak_rss_mb=peak_rss_kib / 1024,  # Linux: KiB
         stdout=stdout, stderr=stderr,
         server_cpu_s=None if server is None or server_cpu0 is None else server.cpu_s() - server_cpu0,
     )
@@ -288,9 +305,16 @@ def client_command(client: str, logs: Logs, base_url: str, warehouse: Path, conc
 
 
 def run_client(client: str, logs: Logs, *, concurrency: int, fault_rate: float = 0.0, latency_ms: float = 0.0,
-               tag: str = "") -> tuple[dict, str]:
-    """One client over `logs` against a fresh fake API; (figures, the server's and the client's commands)."""
+               tag: str = "", grown_from: Path | None = None) -> tuple[dict, str]:
+    """One client over `logs` against a fresh fake API; (figures, the server's and the client's commands).
+
+    `grown_from`: the client loads into a copy of that warehouse instead of a new one; rows and cost
+    are then counted over the rows it added."""
     warehouse = fresh(OUT / "warehouses" / f"{client}{tag}.duckdb")
+    base_rows, base_cost_nusd = 0, 0
+    if grown_from is not None:
+        shutil.copyfile(grown_from, warehouse)
+        base_rows, base_cost_nusd = duckdb_totals(warehouse, "generations")
     fresh(OUT / "warehouses" / f"{client}{tag}.dlt")  # dlt's pipeline state, when the client is dlt
     with FakeApi(logs.size, logs.seed, fault_rate=fault_rate, latency_ms=latency_ms) as api, \
             note(f"{client} over {logs.size:,} ids (faults {fault_rate:.0%}, latency {latency_ms:g} ms, {concurrency} in flight)"):
@@ -299,6 +323,8 @@ def run_client(client: str, logs: Logs, *, concurrency: int, fault_rate: float =
     printed = measured.json()
     if client == "orusage":
         rows, cost_nusd = duckdb_totals(warehouse, "generations")
+        if rows is not None and cost_nusd is not None:
+            rows, cost_nusd = rows - base_rows, cost_nusd - base_cost_nusd
         extra = {key: printed.get(key) for key in ("outcome", "loaded", "failed", "requests", "retries")}
         if printed.get("elapsed_s"):
             extra["ids_per_s_own_clock"] = round(logs.size / printed["elapsed_s"], 1)
