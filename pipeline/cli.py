@@ -196,7 +196,7 @@ _WAREHOUSE_OPTION = click.option(
 @_UNTIL_OPTION
 @click.option("--refresh", is_flag=True, help="Fetch again ids already loaded.")
 @click.option("--dry-run", is_flag=True, help="Say what would be fetched, by status; send no request and leave the queue as it was.")
-@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=2_500, show_default=True,
               help="Results per warehouse transaction.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Seconds to wait for another writer to release the warehouse.")

@@ -39,7 +39,7 @@ class IngestOptions:
     until: datetime | None = None
     refresh: bool = False
     dry_run: bool = False
-    batch_size: int = 5_000
+    batch_size: int = 2_500  # results per transaction; memory, measured: see warehouse.MEMORY_LIMIT_MB
     batch_seconds: float = 2.0
     lock_timeout_s: float = 0.0
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)

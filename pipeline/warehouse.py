@@ -6,11 +6,16 @@ warehouse is the ingest job's only checkpoint: a process killed at any moment le
 either wholly written or not at all.
 
 Upsert, by measurement (bench/normalize_upsert.py prints the comparison): the batch's polars
-frames go to DuckDB over the Arrow C stream interface (no copy through Python, no pyarrow), then
-`MERGE INTO generations` (ON CONFLICT DO UPDATE and delete + insert were slower for mixed
-batches; delete + insert much slower for existing ids, as every delete maintains the id index),
-`INSERT ... ON CONFLICT DO UPDATE` of the provider responses plus a delete of attempts the new
-record no longer has, and `INSERT ... ON CONFLICT DO UPDATE` of the queue rows.
+frames go to DuckDB over the Arrow C stream interface (no copy through Python, no pyarrow). One
+scan of the key column finds which of the batch's rows are stored (by_rowid, below): those are
+compared and updated in place, the others inserted; the stored ids' provider responses are
+replaced, and the queue rows are found, updated and inserted the same way.
+
+The keys (generations.id, provider_responses' (generation_id, attempt), ingest_queue.generation_id)
+are kept here, not declared: DuckDB backs a declared key with an ART index that must sit in memory,
+and that grew the ingest's memory with the warehouse (840 MB RSS for 1,000 ids into 10 million
+rows; sql/schema/006_keys_without_art_indexes.sql). Every write runs in one transaction, in the one
+process DuckDB lets write the file, and inserts only the ids it did not find stored.
 
 A re-fetched record identical to the stored one (same `raw`) is not rewritten: re-applying a
 batch changes nothing but `ingest_queue.updated_at`. So `generations.loaded_at` / `run_id` say
@@ -69,16 +74,23 @@ READ_OUT_OF_MEMORY_WAIT_S = 30.0
 # - A memory limit makes DuckDB evict cached blocks and spill appended rows rather than grow.
 #   upsert_batch sets it for each batch: MEMORY_LIMIT_MB plus what DuckDB must hold for that
 #   batch (_batch_memory_limit_mb); a flat limit small enough to matter failed 50,000-row batches
-#   (and would fail other work: staging a million ids grows the queue's index). Until the first
+#   (and would fail other work). Until the first
 #   batch, DuckDB's default applies (80% of the RAM).
 # - One thread: the ingest already overlaps fetching and writing on its 2 cores, and each DuckDB
 #   thread keeps its own allocator caches (peak 408 MB with 1 thread, 451 MB with 2).
+# - No vacuum at checkpoints (max_vacuum_tasks = 0). Without key indexes (006) DuckDB's checkpoint
+#   may merge the partly filled row groups that earlier checkpoints left, and every third or fourth
+#   checkpoint then took 1.4-2.2 s instead of 0.35 s and +150-230 MB (533 MB peak, against 309 MB
+#   without vacuum). The price: about one partly filled row group per checkpoint (100,000 rows in
+#   11 groups instead of 7), which costs queries little.
+# - 32 MB (MEMORY_LIMIT_MB) and batches of 2,500 (ingest.IngestOptions.batch_size) after 006: peak
+#   267 MB, against 309 MB with 64 MB and 5,000 (one probe each, same time per id within noise).
 # A run killed before a checkpoint replays its WAL on the next open.
 DATABASE = "warehouse"
 ROW_GROUP_ROWS = 16_384
 CHECKPOINT_AFTER_WAL_MB = 16
 NO_AUTOMATIC_CHECKPOINT = "1TB"
-MEMORY_LIMIT_MB = 64
+MEMORY_LIMIT_MB = 32
 BATCH_MEMORY_FACTOR = 3
 THREADS = 1
 
@@ -205,6 +217,8 @@ def _open_writable(path: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"threads": THREADS})
     try:
         con.execute(f"set temp_directory = {_sql_text(f'{path}.tmp')}")  # DuckDB's default for a file
+        con.execute("set enable_progress_bar = false")  # a long migration must not draw a bar into cron mail
+        con.execute("set max_vacuum_tasks = 0")  # see the comment above DATABASE
         con.execute(f"set checkpoint_threshold = '{NO_AUTOMATIC_CHECKPOINT}'")  # see checkpoint_if_due
         con.execute(f"attach {_sql_text(str(path))} as {DATABASE} (row_group_size {ROW_GROUP_ROWS})")
         con.execute(f"use {DATABASE}")
@@ -442,15 +456,6 @@ where id not in (select id from {_BATCH_STORED})
 """
 
 
-def _on_conflict_sql() -> str:
-    columns = ", ".join(_GENERATION_COLUMNS)
-    updates = ", ".join(f"{column} = excluded.{column}" for column in _GENERATION_COLUMNS if column != "id")
-    return (
-        f"insert into generations ({columns}) select {columns} from {_generations_source()} "
-        f"on conflict (id) do update set {updates} where generations.raw is distinct from excluded.raw"
-    )
-
-
 def _delete_insert_sql() -> str:
     columns = ", ".join(_GENERATION_COLUMNS)
     return (
@@ -466,36 +471,43 @@ BY_ROWID = "by_rowid"
 _ONE_STATEMENT_UPSERTS = {
     "merge": _merge_sql(_API_FIELDS_CHANGED),
     "merge_raw": _merge_sql(_RAW_CHANGED),
-    "on_conflict": _on_conflict_sql(),
     "delete_insert": _delete_insert_sql(),
 }
 UPSERT_STRATEGIES = (BY_ROWID, *_ONE_STATEMENT_UPSERTS)
 UPSERT_STRATEGY = BY_ROWID
 
 _ATTEMPT_VALUES = [column for column in _ATTEMPT_COLUMNS if column not in ("generation_id", "attempt")]
+_STORED_ATTEMPTS = "_orusage_stored_attempts"
+_SAME_ATTEMPT = (
+    "stored.generation_id = batch.generation_id and stored.attempt = batch.attempt"
+    f" and not ({_changed('stored', 'batch', _ATTEMPT_VALUES)})"
+)
 
 
 def _replace_attempts_sql(generation_ids: str) -> str:
-    """Upsert the attempts of the ids `generation_ids` (a query) selects in place, then delete the
-    ones their new records no longer have. Delete + insert of every attempt measured ~10x slower
-    for re-fetched ids: each delete and re-insert maintains the (generation_id, attempt) index."""
+    """Make the stored attempts of the ids `generation_ids` (a query) selects equal to their batch's:
+    the stored ones the batch does not hold as they are are deleted, the batch's that are not stored
+    as they are inserted; an identical re-fetch writes nothing. The stored attempts are read once,
+    by a scan of the generation_id column, into a temp table the rest compares with."""
     columns = ", ".join(_ATTEMPT_COLUMNS)
     return f"""
+create or replace temp table {_STORED_ATTEMPTS} as
+select rowid as stored_rowid, * from provider_responses where generation_id in ({generation_ids});
+delete from provider_responses where rowid in (
+    select stored_rowid from {_STORED_ATTEMPTS} as stored
+    where not exists (select 1 from {_BATCH_ATTEMPTS} as batch where {_SAME_ATTEMPT})
+);
 insert into provider_responses ({columns})
-select {columns} from {_BATCH_ATTEMPTS} where generation_id in ({generation_ids})
-on conflict (generation_id, attempt) do update set
-    {", ".join(f"{column} = excluded.{column}" for column in _ATTEMPT_VALUES)}
-where {_changed("provider_responses", "excluded", _ATTEMPT_VALUES)};
-delete from provider_responses
+select {columns} from {_BATCH_ATTEMPTS} as batch
 where generation_id in ({generation_ids})
-  and (generation_id, attempt) not in (select generation_id, attempt from {_BATCH_ATTEMPTS})
+  and not exists (select 1 from {_STORED_ATTEMPTS} as stored where {_SAME_ATTEMPT});
+drop table {_STORED_ATTEMPTS};
 """
 
 
 _REPLACE_ATTEMPTS_SQL = _replace_attempts_sql(f"select id from {_BATCH_GENERATIONS}")
 # by_rowid's: new ids have no attempts stored (a plain insert), and only stored ids can have
-# attempts to replace or delete. A 5,000-id batch, half of them stored, against 1,243,755 stored
-# attempts: 0.09 s, against 0.15 s for _REPLACE_ATTEMPTS_SQL over the whole batch.
+# attempts to replace.
 _INSERT_NEW_ATTEMPTS_SQL = f"""
 insert into provider_responses ({", ".join(_ATTEMPT_COLUMNS)})
 select {", ".join(_ATTEMPT_COLUMNS)} from {_BATCH_ATTEMPTS}
@@ -503,18 +515,38 @@ where generation_id not in (select id from {_BATCH_STORED})
 """
 _REPLACE_STORED_ATTEMPTS_SQL = _replace_attempts_sql(f"select id from {_BATCH_STORED}")
 
-_UPSERT_QUEUE_SQL = f"""
-insert into ingest_queue (generation_id, first_seen_at, source, status, attempts, last_http_status,
-                          last_error, next_attempt_at, updated_at)
-select generation_id, $now, null, status, attempts, last_http_status, last_error, next_attempt_at, $now
-from {_BATCH_QUEUE}
-on conflict (generation_id) do update set
-    status = excluded.status,
-    attempts = excluded.attempts,
-    last_http_status = excluded.last_http_status,
-    last_error = excluded.last_error,
-    next_attempt_at = excluded.next_attempt_at,
-    updated_at = excluded.updated_at
+# The queue's rows are found the way generations' are (a scan of the key column, joined with the
+# batch, which is the side held in memory): `... not in (select generation_id from ingest_queue)`
+# would hold every queued id in a hash table instead.
+_BATCH_QUEUED = "_orusage_batch_queued"
+_QUEUED_ROWID = "queued_rowid"
+
+
+def _find_queued_sql(batch: str) -> str:
+    return f"""
+create or replace temp table {_BATCH_QUEUED} as
+select rowid as {_QUEUED_ROWID}, generation_id from ingest_queue
+where generation_id in (select generation_id from {batch})
+"""
+
+
+_QUEUE_VALUES = ("status", "attempts", "last_http_status", "last_error", "next_attempt_at")
+_UPDATE_QUEUED_SQL = f"""
+update ingest_queue set {", ".join(f"{column} = batch.{column}" for column in _QUEUE_VALUES)}, updated_at = $now
+from (select batch.*, queued.{_QUEUED_ROWID} from {_BATCH_QUEUE} as batch join {_BATCH_QUEUED} as queued
+      using (generation_id)) as batch
+where ingest_queue.rowid = batch.{_QUEUED_ROWID}
+"""
+_INSERT_UNQUEUED_SQL = f"""
+insert into ingest_queue (generation_id, first_seen_at, source, updated_at, {", ".join(_QUEUE_VALUES)})
+select generation_id, $now, null, $now, {", ".join(_QUEUE_VALUES)} from {_BATCH_QUEUE}
+where generation_id not in (select generation_id from {_BATCH_QUEUED})
+"""
+_STAGED = "_orusage_staged"
+_STAGE_UNQUEUED_SQL = f"""
+insert into ingest_queue (generation_id, first_seen_at, source, status, attempts, updated_at)
+select generation_id, $seen_at, source, 'pending', 0, $seen_at from {_STAGED}
+where generation_id not in (select generation_id from {_BATCH_QUEUED})
 """
 
 
@@ -572,8 +604,8 @@ def checkpoint_if_due(con: duckdb.DuckDBPyConnection) -> None:
     DuckDB's default memory limit: the one in force outside a batch's statements (see _write_batch).
 
     Neither a commit nor a checkpoint may run out of memory in DuckDB 1.5.5: a failed commit left
-    the batch's ids in the primary-key index (its retry hit a duplicate key), and a failed
-    checkpoint invalidates the database ("Checkpoint failed ... The database has been invalidated",
+    the batch's ids in the primary-key index (its retry hit a duplicate key; that was before 006
+    dropped the key indexes), and a failed checkpoint invalidates the database ("Checkpoint failed ... The database has been invalidated",
     seen under a 212 MB limit). DuckDB's automatic checkpoint runs inside COMMIT, under whatever
     limit is in force, so writable connections switch it off and run it here instead. Between
     batches the default limit stays, because any statement can fail under a tight one while
@@ -632,7 +664,10 @@ def _write_batch(
             _write_generations(con, batch, strategy, loaded_at=now, run_id=run_id)
         if queue.height:
             with _registered(con, {_BATCH_QUEUE: queue}):
-                con.execute(_UPSERT_QUEUE_SQL, {"now": now})
+                con.execute(_find_queued_sql(_BATCH_QUEUE))
+                con.execute(_UPDATE_QUEUED_SQL, {"now": now})
+                con.execute(_INSERT_UNQUEUED_SQL, {"now": now})
+                con.execute(f"drop table {_BATCH_QUEUED}")  # a rollback drops it too
         # Only the statements run under the batch's limit: a commit must not run out of memory
         # (see checkpoint_if_due), and the default limit then stays until the next batch.
         _set_memory_limit(con, _default_memory_limit_mb())
@@ -699,18 +734,10 @@ def stage_ids(con: duckdb.DuckDBPyConnection, found: Iterable[tuple[str, str]], 
             schema={"generation_id": pl.String(), "source": pl.String()},
         )
         frame = frame.unique("generation_id", keep="first", maintain_order=True)
-        con.register("_orusage_staged", _ArrowStream(frame))
-        try:
-            new += con.execute(
-                """
-                insert into ingest_queue (generation_id, first_seen_at, source, status, attempts, updated_at)
-                select generation_id, $seen_at, source, 'pending', 0, $seen_at from _orusage_staged
-                on conflict (generation_id) do nothing
-                """,
-                {"seen_at": seen_at},
-            ).fetchone()[0]
-        finally:
-            con.unregister("_orusage_staged")
+        with _registered(con, {_STAGED: frame}):
+            con.execute(_find_queued_sql(_STAGED))
+            new += con.execute(_STAGE_UNQUEUED_SQL, {"seen_at": seen_at}).fetchone()[0]
+            con.execute(f"drop table {_BATCH_QUEUED}")
     return new
 
 

@@ -113,9 +113,31 @@ def column_types(con, name: str) -> dict[str, str]:
 def test_generations_has_every_api_field_under_its_own_name_and_type(con):
     assert column_types(con, "generations") == GENERATION_TYPES
     assert len(GENERATION_TYPES) == 45 + 3  # the API's 45 keys, raw, loaded_at, run_id
-    key = con.execute("select constraint_column_names from duckdb_constraints() "
-                      "where table_name = 'generations' and constraint_type = 'PRIMARY KEY'").fetchall()
-    assert key == [(["id"],)]
+
+
+KEYS = {"generations": ["id"], "provider_responses": ["generation_id", "attempt"], "ingest_queue": ["generation_id"]}
+
+
+def declared_constraints(con, table_name: str) -> set[tuple[str, str]]:
+    rows = con.execute("select constraint_type, constraint_column_names from duckdb_constraints() "
+                       "where table_name = ? and database_name = current_database()", [table_name]).fetchall()
+    return {(kind, ",".join(columns)) for kind, columns in rows}
+
+
+def test_keys_are_not_null_and_kept_by_the_writer_without_a_key_index(con):
+    # DuckDB holds a declared key's ART index in memory (sql/schema/006_keys_without_art_indexes.sql)
+    for table_name, key in KEYS.items():
+        constraints = declared_constraints(con, table_name)
+        assert not {kind for kind, _ in constraints} & {"PRIMARY KEY", "UNIQUE"}, table_name
+        assert {("NOT NULL", column) for column in key} <= constraints
+    assert con.execute("select count(*) from duckdb_indexes() where database_name = current_database()").fetchone() == (0,)
+    ids = [gen_id(index) for index in range(3)]
+    for _ in range(2):
+        write(con, [body(i) for i in ids], loaded(*ids))
+        assert warehouse.stage_ids(con, [(i, "app.log:1") for i in ids], seen_at=datetime.now(timezone.utc)) == 0
+    for table_name, key in KEYS.items():
+        (rows, keys) = con.execute(f"select count(*), count(distinct ({', '.join(key)})) from {table_name}").fetchone()
+        assert rows == keys == 3, table_name
 
 
 def test_the_other_tables_have_the_contract_columns(con):
@@ -173,6 +195,35 @@ def test_a_warehouse_with_raw_as_json_keeps_its_rows_when_raw_becomes_varchar(pa
     con.close()
 
 
+def test_a_warehouse_with_key_indexes_keeps_its_rows_and_constraints_without_them(path):
+    con = duckdb.connect(str(path))
+    for version, name, file in warehouse.migrations():
+        if version <= 5:  # the warehouse as orusage left it before 006
+            con.execute(file.read_text())
+            con.execute("insert into schema_migrations (version, name) values (?, ?)", [version, name])
+    ids = [gen_id(index) for index in range(4)]
+    write(con, [body(i) for i in ids[:3]], loaded(*ids[:3]))
+    warehouse.stage_ids(con, [(ids[3], "app.log:7")], seen_at=datetime.now(timezone.utc))
+    before = {name: table(con, name, order_by) for name, order_by in TABLE_ORDER.items()}
+    assert ("PRIMARY KEY", "id") in declared_constraints(con, "generations")
+    con.close()
+    con = warehouse.connect(path)
+    assert {name: table(con, name, order_by) for name, order_by in TABLE_ORDER.items()} == before
+    assert all(("PRIMARY KEY", ",".join(key)) not in declared_constraints(con, name) for name, key in KEYS.items())
+    assert ("CHECK", "status") in declared_constraints(con, "ingest_queue")
+    with pytest.raises(duckdb.ConstraintException, match="NOT NULL constraint failed: generations.raw"):
+        con.execute("insert into generations (id, created_at, loaded_at) values ('x', now(), now())")
+    with pytest.raises(duckdb.ConstraintException, match="CHECK constraint failed"):
+        con.execute("update ingest_queue set status = 'lost'")
+    write(con, [body(i) for i in ids], loaded(*ids))
+    assert con.execute("select count(*), count(distinct id) from generations").fetchone() == (4, 4)
+    assert con.execute("select count(*) from ingest_queue where status = 'loaded'").fetchone() == (4,)
+    con.close()
+
+
+TABLE_ORDER = {"generations": "id", "provider_responses": "generation_id, attempt", "ingest_queue": "generation_id"}
+
+
 def test_every_view_file_is_a_view_after_opening(con):
     views = {name for (name,) in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
     assert {file.stem for file in warehouse.VIEWS_DIR.glob("*.sql")} <= views
@@ -185,7 +236,7 @@ def test_a_warehouse_from_a_newer_orusage_is_refused(path):
     con.execute("insert into schema_migrations (version, name) values (999, '999_from_the_future')")
     con.close()
     for read_only in (False, True):
-        with pytest.raises(warehouse.WarehouseTooNewError, match=r"newer orusage \(schema version 999; this one knows up to 5\)"):
+        with pytest.raises(warehouse.WarehouseTooNewError, match=r"newer orusage \(schema version 999; this one knows up to 6\)"):
             warehouse.connect(path, read_only=read_only)
 
 
@@ -245,10 +296,11 @@ def test_applying_the_same_batch_twice_changes_nothing_but_the_queue_timestamps(
         QueueUpdate(generation_id, "failed", 3, 502, "bad gateway", NOW) for generation_id, _ in bodies[40:]
     ]
     write(con, bodies, updates)
-    before = [table(con, "generations", "id"), table(con, "provider_responses", "1, 2"),
+    stored_rows = "select rowid, * from provider_responses order by rowid"  # a rewritten row moves
+    before = [table(con, "generations", "id"), con.execute(stored_rows).fetchall(),
               con.execute("select * exclude (updated_at) from ingest_queue order by 1").fetchall()]  # fmt: skip
     write(con, bodies, updates, run_id="run-2")
-    after = [table(con, "generations", "id"), table(con, "provider_responses", "1, 2"),
+    after = [table(con, "generations", "id"), con.execute(stored_rows).fetchall(),
              con.execute("select * exclude (updated_at) from ingest_queue order by 1").fetchall()]  # fmt: skip
     assert after == before
     assert len(before[0]) == 50 and len(before[1]) == 100
@@ -347,7 +399,7 @@ def test_rejected_bodies_do_not_stop_the_batch(con):
 
 def test_a_failing_batch_leaves_nothing_behind(con, monkeypatch):
     write(con, [body(gen_id(1))])
-    monkeypatch.setattr(warehouse, "_UPSERT_QUEUE_SQL", "select no_such_column from ingest_queue")
+    monkeypatch.setattr(warehouse, "_INSERT_UNQUEUED_SQL", "select no_such_column from ingest_queue")
     with pytest.raises(duckdb.Error):
         write(con, [body(gen_id(1), tokens_prompt=7), body(gen_id(2))])
     assert con.execute("select id, tokens_prompt from generations").fetchall() == [(gen_id(1), 65)]
