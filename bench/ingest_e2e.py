@@ -11,6 +11,11 @@ Three measurements, each client a child process on core 1, a fresh fake API on c
 3. latency: 150 ms added to every response, 64 in flight: the bound is 64 / 0.15 s = 427 ids/s;
    target >= 90% of it, over 10,000 ids (a fixed start-up cost of ~1 s is ~4% of 23 s). The SDK
    peer runs the same over 3,000 ids (it is CPU-bound far below the bound: more ids only take longer).
+4. grown: a nightly run of 1,000 new ids into a warehouse that already holds --grown-rows
+   generations (1,000,000; quick 100,000: bench/reports.py's synthetic ones, with their attempts and
+   a `loaded` queue row each), against the same run into a new warehouse. The new ids' times fall
+   among the stored ones', so no row group can be skipped. Memory must not grow with the warehouse
+   (with DuckDB's key indexes it did: sql/schema/006_keys_without_art_indexes.sql).
 
 ids/s is end to end: process start to exit (interpreter start, log scan, staging, fetch, load),
 on the wall clock; `ids_per_s_own_clock` is the ingest's own `elapsed_s` from its --json summary.
@@ -22,8 +27,10 @@ on the wall clock; `ids_per_s_own_clock` is the ingest's own `elapsed_s` from it
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from common import emit, prepare_logs, ratio, run_client
+from common import OUT, ROOT, emit, note, prepare_logs, ratio, run_client
 
 TARGET_IDS_PER_S = 2_000
 TARGET_PEAK_RSS_MB = 300
@@ -40,6 +47,9 @@ def main() -> None:
     parser.add_argument("--latency-peer-ids", type=int,
                         help="ids for the SDK's 150 ms run (default 3,000; quick 500): it is CPU-bound well below "
                              "the bound, so more ids only take longer")
+    parser.add_argument("--grown-rows", type=int, help="generations already stored for the grown run (default "
+                                                          "1,000,000; quick 100,000)")
+    parser.add_argument("--grown-ids", type=int, default=1_000, help="new ids the grown run loads")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -84,7 +94,43 @@ def main() -> None:
         "target_share_of_bound": TARGET_SHARE_OF_BOUND, "orusage": slow_ours, "sdk_async": slow_sdk,
         "ratio_ids_per_s": ratio(slow_ours["ids_per_s"], slow_sdk["ids_per_s"]),
     }
-    emit({"throughput": throughput, "peer": peer, "latency": latency, "commands": commands}, as_json=args.json)
+
+    grown_rows = args.grown_rows or (100_000 if args.quick else 1_000_000)
+    grown_logs = prepare_logs(args.grown_ids, args.seed + 4)
+    into_new, commands["grown: into a new warehouse"] = run_client("orusage", grown_logs, concurrency=c, tag="-e2e-new")
+    into_grown, commands["grown: into the grown one"] = run_client(
+        "orusage", grown_logs, concurrency=c, tag="-e2e-grown", grown_from=grown_warehouse(grown_rows))
+    grown = {
+        "stored_rows": grown_rows, "new_ids": args.grown_ids, "into_new": into_new, "into_grown": into_grown,
+        "peak_rss_growth_mb": round(into_grown["peak_rss_mb"] - into_new["peak_rss_mb"], 1),
+    }
+    emit({"throughput": throughput, "peer": peer, "latency": latency, "grown": grown, "commands": commands},
+         as_json=args.json)
+
+
+def grown_warehouse(rows: int) -> Path:
+    """A warehouse at the current schema holding `rows` generations, their attempts and a `loaded`
+    queue row each; built once (the name carries the schema version, so an older one is not reused)."""
+    sys.path.insert(0, str(ROOT))
+    from pipeline import warehouse
+    from reports import build
+
+    version = max(version for version, _, _ in warehouse.migrations())
+    path = OUT / f"grown_{rows}_v{version}.duckdb"
+    if path.exists():
+        return path
+    with note(f"building a warehouse of {rows:,} generations"):
+        staging = path.with_name(f".{path.name}.new")
+        build(staging, rows)
+        con = warehouse.connect(staging)
+        con.execute("""
+            insert into ingest_queue (generation_id, first_seen_at, source, status, attempts, updated_at)
+            select id, created_at, 'app.log:' || rowid, 'loaded', 1, loaded_at from generations
+        """)
+        con.execute("checkpoint")
+        con.close()
+        staging.rename(path)
+    return path
 
 
 if __name__ == "__main__":
