@@ -535,10 +535,14 @@ def cost_accuracy(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def naive(path: Path, bodies: Bodies, count: int) -> float:
-    """The path this module replaces: a dict per record (json.loads), one row at a time."""
+    """The path this module replaces: a dict per record (json.loads), one row at a time, upserted by
+    the primary key such code declares (the warehouse keeps its keys without one: see
+    sql/schema/006_keys_without_art_indexes.sql)."""
     con = warehouse.connect(path)
+    con.execute("create table naive_generations as select * from generations limit 0")
+    con.execute("alter table naive_generations add primary key (id)")
     columns = [*normalize.API_FIELDS, "raw", "loaded_at", "run_id"]
-    sql = (f"insert or replace into generations ({', '.join(columns)}) "
+    sql = (f"insert or replace into naive_generations ({', '.join(columns)}) "
            f"values ({', '.join('?' for _ in columns)})")
     sample = [bodies.body(index) for index in range(count)]
 
