@@ -401,16 +401,30 @@ def _generations_source() -> str:
 # profile of the statement). A join on rowid reads only the rows it needs when they lie close
 # together (DuckDB prunes row groups by the rowids' range); scattered over the table (a --refresh
 # of old ids) it reads every row's compared columns, as the MERGE did.
-_BATCH_STORED = "_orusage_batch_stored"
 _STORED_ROWID = "stored_rowid"
-_FIND_STORED_SQL = f"""
-create or replace temp table {_BATCH_STORED} as
-select rowid as {_STORED_ROWID}, id from generations where id in (select id from {_BATCH_GENERATIONS})
-"""
-_BATCH_WITH_STORED_ROWID = f"""(
-    select batch.*, $loaded_at::timestamptz as loaded_at, $run_id::varchar as run_id, stored.{_STORED_ROWID}
-    from {_BATCH_GENERATIONS} as batch join {_BATCH_STORED} as stored using (id)
-)"""
+
+
+def _stored_rows(table: str, key: str, batch: str) -> str:
+    """The (rowid, key) of `table`'s rows whose key `batch` holds: the table's key column is
+    scanned and the batch is the side held in memory (`batch.key not in (select key from table)`
+    would hold every stored key in a hash table instead)."""
+    return f"select rowid as {_STORED_ROWID}, {key} from {table} where {key} in (select {key} from {batch})"
+
+
+def _with_stored_rowid(batch: str, stored: str, key: str, extra_columns: str = "") -> str:
+    """The batch's rows that are stored, each with its stored row's rowid (`stored` holds
+    `_stored_rows`), for an UPDATE joined on rowid."""
+    return (f"(select batch.*{extra_columns}, stored.{_STORED_ROWID} "
+            f"from {batch} as batch join {stored} as stored using ({key}))")
+
+
+_BATCH_STORED = "_orusage_batch_stored"
+_FIND_STORED_SQL = (
+    f"create or replace temp table {_BATCH_STORED} as {_stored_rows('generations', 'id', _BATCH_GENERATIONS)}"
+)
+_BATCH_WITH_STORED_ROWID = _with_stored_rowid(
+    _BATCH_GENERATIONS, _BATCH_STORED, "id", ", $loaded_at::timestamptz as loaded_at, $run_id::varchar as run_id"
+)
 
 
 def _changed(target: str, source: str, columns: Sequence[str]) -> str:
@@ -495,9 +509,9 @@ def _replace_attempts_sql(generation_ids: str) -> str:
     columns = ", ".join(_ATTEMPT_COLUMNS)
     return f"""
 create or replace temp table {_STORED_ATTEMPTS} as
-select rowid as stored_rowid, * from provider_responses where generation_id in ({generation_ids});
+select rowid as {_STORED_ROWID}, * from provider_responses where generation_id in ({generation_ids});
 delete from provider_responses where rowid in (
-    select stored_rowid from {_STORED_ATTEMPTS} as stored
+    select {_STORED_ROWID} from {_STORED_ATTEMPTS} as stored
     where not exists (select 1 from {_BATCH_ATTEMPTS} as batch where {_SAME_ATTEMPT})
 );
 insert into provider_responses ({columns})
@@ -519,27 +533,16 @@ where generation_id not in (select id from {_BATCH_STORED})
 """
 _REPLACE_STORED_ATTEMPTS_SQL = _replace_attempts_sql(f"select id from {_BATCH_STORED}")
 
-# The queue's rows are found the way generations' are (a scan of the key column, joined with the
-# batch, which is the side held in memory): `... not in (select generation_id from ingest_queue)`
-# would hold every queued id in a hash table instead.
+# The queue's rows are found and updated the way generations' are.
 _BATCH_QUEUED = "_orusage_batch_queued"
-_QUEUED_ROWID = "queued_rowid"
-
-
-def _find_queued_sql(batch: str) -> str:
-    return f"""
-create or replace temp table {_BATCH_QUEUED} as
-select rowid as {_QUEUED_ROWID}, generation_id from ingest_queue
-where generation_id in (select generation_id from {batch})
-"""
-
-
+_FIND_QUEUED_SQL = (
+    f"create or replace temp table {_BATCH_QUEUED} as {_stored_rows('ingest_queue', 'generation_id', _BATCH_QUEUE)}"
+)
 _QUEUE_VALUES = ("status", "attempts", "last_http_status", "last_error", "next_attempt_at")
 _UPDATE_QUEUED_SQL = f"""
 update ingest_queue set {", ".join(f"{column} = batch.{column}" for column in _QUEUE_VALUES)}, updated_at = $now
-from (select batch.*, queued.{_QUEUED_ROWID} from {_BATCH_QUEUE} as batch join {_BATCH_QUEUED} as queued
-      using (generation_id)) as batch
-where ingest_queue.rowid = batch.{_QUEUED_ROWID}
+from {_with_stored_rowid(_BATCH_QUEUE, _BATCH_QUEUED, "generation_id")} as batch
+where ingest_queue.rowid = batch.{_STORED_ROWID}
 """
 _INSERT_UNQUEUED_SQL = f"""
 insert into ingest_queue (generation_id, first_seen_at, source, updated_at, {", ".join(_QUEUE_VALUES)})
@@ -548,12 +551,10 @@ where generation_id not in (select generation_id from {_BATCH_QUEUED})
 """
 _STAGED = "_orusage_staged"
 # One statement, so that finding the queued ids and inserting the others is atomic outside a
-# transaction too; the CTE keeps the shape above (queue scanned, staged ids held).
+# transaction too; the CTE keeps _stored_rows' shape (queue scanned, staged ids held).
 _STAGE_UNQUEUED_SQL = f"""
 insert into ingest_queue (generation_id, first_seen_at, source, status, attempts, updated_at)
-with queued as materialized (
-    select generation_id from ingest_queue where generation_id in (select generation_id from {_STAGED})
-)
+with queued as materialized ({_stored_rows("ingest_queue", "generation_id", _STAGED)})
 select generation_id, $seen_at, source, 'pending', 0, $seen_at from {_STAGED}
 where generation_id not in (select generation_id from queued)
 """
@@ -683,7 +684,7 @@ def _write_batch(
             _write_generations(con, batch, strategy, loaded_at=now, run_id=run_id)
         if queue.height:
             with _registered(con, {_BATCH_QUEUE: queue}):
-                con.execute(_find_queued_sql(_BATCH_QUEUE))
+                con.execute(_FIND_QUEUED_SQL)
                 con.execute(_UPDATE_QUEUED_SQL, {"now": now})
                 con.execute(_INSERT_UNQUEUED_SQL, {"now": now})
                 con.execute(f"drop table {_BATCH_QUEUED}")  # a rollback drops it too

@@ -10,8 +10,10 @@
 -- an empty warehouse. Without the indexes a batch's joins hold the batch, not the warehouse.
 --
 -- DuckDB cannot drop a primary key, so each table is copied: same columns, types, defaults, NOT
--- NULLs and checks, without the key. Dropping a table that views read is allowed (DuckDB binds a
--- view when it runs); the views are recreated on every writable open anyway.
+-- NULLs and checks, without the key. ingest_queue is declared again (003's columns) because DuckDB
+-- cannot add its status CHECK by ALTER; the others get their NOT NULLs back by ALTER. Dropping a
+-- table that views read is allowed (DuckDB binds a view when it runs); the views are recreated on
+-- every writable open anyway.
 
 create table _generations_006 as select * from generations;
 drop table generations;
