@@ -177,7 +177,7 @@ CLIENTS = {
 @contextlib.contextmanager
 def fake_api(size: int, seed: int, *extra: str) -> Iterator[tuple[str, psutil.Process]]:
     """Start `orusage fake-api` on core 0; yields (base URL, process)."""
-    command = [str(ROOT / ".venv/bin/orusage"), "fake-api", "--size", str(size), "--seed", str(seed), "--api-key", KEY, *extra]
+    command = [sys.executable, "-m", "pipeline.cli", "fake-api", "--size", str(size), "--seed", str(seed), "--api-key", KEY, *extra]
     if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1:
         command = ["taskset", "-c", "0", *command]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

@@ -1,27 +1,53 @@
 """The `orusage` command. Only parses options, calls one pipeline function, and prints.
 
-Exit codes (see README): 0 all ids loaded or known not found; 1 some ids failed and will be
-retried; 2 usage or input error; 3 the API refused the key (401/402/403).
+Exit codes: config.ExitCode (and the README). An error is one line on stderr; an unexpected one
+also leaves its traceback in a file (errors.write_traceback) unless --debug prints it.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
+from pathlib import Path
 
 import click
 
-from pipeline import __version__
+from pipeline import __version__, config, errors
+from pipeline.config import ExitCode
 
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
-EXIT_USAGE = 2
-EXIT_KEY_REFUSED = 3
+_WAREHOUSE_META = "orusage.warehouse"  # where a crash's traceback file goes: beside the warehouse
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Orusage(click.Group):
+    """Turns an unexpected exception from any command into one line and ExitCode.CRASHED."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # the last resort: one line, the traceback kept aside
+            if ctx.params.get("debug") or config.debug_enabled():
+                traceback.print_exception(exc, file=sys.stderr)
+                where = "above"
+            else:
+                folder = ctx.meta.get(_WAREHOUSE_META)
+                path = errors.write_traceback(exc, folder=Path(folder).parent if folder else None)
+                where = f"in {path}" if path else "not saved"
+            message = str(exc) if isinstance(exc, _Reported) else errors.described(exc)
+            click.echo(f"orusage: crashed: {message} (traceback {where}; --debug prints it)", err=True)
+            ctx.exit(ExitCode.CRASHED)
+
+
+class _Reported(Exception):
+    """Marker base: an exception whose message is already the one line to print (IngestCrashed)."""
+
+
+@click.group(cls=_Orusage, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="orusage")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help=f"Print an unexpected error's traceback (also {config.DEBUG_VARIABLE}=1).")
+def cli(debug: bool) -> None:
     """Usage analytics for OpenRouter: generation ids from your logs, their cost and latency in DuckDB."""
 
 
@@ -62,12 +88,22 @@ def fake_api_command(host: str, port: int, size: int, seed: int, days: int, end:
 class _InputError(click.ClickException):
     """One line on stderr, exit 2: bad input (unknown report, SQL error, refused write), not a crash."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
+
+
+def _remember_warehouse(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    ctx.find_root().meta[_WAREHOUSE_META] = value
+    return value
+
+
+def _warehouse_option(help_text: str, default: str = config.DEFAULT_WAREHOUSE):
+    return click.option("--warehouse", envvar=config.WAREHOUSE_VARIABLE, default=default, show_default=True,
+                        show_envvar=True, type=click.Path(dir_okay=False), callback=_remember_warehouse,
+                        help=help_text)
 
 
 def _read_options(f):  # the options `report` and `query` share
-    f = click.option("--warehouse", envvar="ORUSAGE_WAREHOUSE", default="data/warehouse.duckdb", show_default=True,
-                     show_envvar=True, help="The DuckDB file to read (opened read-only).")(f)
+    f = _warehouse_option("The DuckDB file to read (opened read-only).")(f)
     f = click.option("--output", "-o", "output_path", type=click.Path(dir_okay=False), default=None,
                      help="Write to FILE instead of stdout.")(f)
     f = click.option("--format", "-f", "fmt", default="table", show_default=True,
@@ -102,7 +138,7 @@ def report_command(name: str | None, list_reports: bool, since: str | None, unti
         title = f"{name}{f' by {result.by}' if result.by else ''}, {result.window}"
         output.write_frame(result.frame, fmt=fmt, output=output_path, title=title)
     except (reports.ReportError, output.OutputError, duckdb.Error, OSError) as e:
-        raise _InputError(reports.one_line(e)) from None
+        raise _InputError(errors.one_line(e)) from None
 
 
 @cli.command("query")
@@ -118,17 +154,21 @@ def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str) -
         frame = reports.Warehouse(warehouse).sql(click.get_text_stream("stdin").read() if sql == "-" else sql)
         output.write_frame(frame, fmt=fmt, output=output_path)
     except (reports.ReportError, output.OutputError, duckdb.Error, OSError) as e:
-        raise _InputError(reports.one_line(e)) from None
+        raise _InputError(errors.one_line(e)) from None
 
 
-def _utc_bound(end: bool):  # click callback for --since/--until on `ids`
+def _utc_bound(end: bool):  # click callback for --since/--until on `ids` and `ingest`
     def parse(ctx: click.Context, param: click.Parameter, value: str | None):
-        from pipeline.logs import parse_utc_time
-
         try:
-            return None if value is None else parse_utc_time(value, end=end)
-        except ValueError as e:
+            bound = None if value is None else config.parse_time_bound(value, end=end)
+            # whichever of the two comes second on the command line checks the window
+            if end:
+                config.check_window(ctx.params.get("since"), bound)
+            else:
+                config.check_window(bound, ctx.params.get("until"))
+        except config.TimeBoundError as e:
             raise click.BadParameter(str(e)) from None
+        return bound
 
     return parse
 
@@ -180,9 +220,7 @@ def ids_command(paths: tuple[str, ...], since, until, with_source: bool, count: 
         raise _InputError("no source could be read" if stats.warnings else "no files in the given folders")
 
 
-_WAREHOUSE_OPTION = click.option(
-    "--warehouse", envvar="ORUSAGE_WAREHOUSE", default="data/warehouse.duckdb", show_default=True, show_envvar=True,
-    type=click.Path(dir_okay=False), help="The DuckDB file (created on first use).")
+_WAREHOUSE_OPTION = _warehouse_option("The DuckDB file (ingest creates it on first use).")
 
 
 @cli.command("ingest")
@@ -210,14 +248,14 @@ def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None,
     Ids already loaded are not fetched again (unless --refresh); a killed run is completed by the next.
     The key is read from OPENROUTER_API_KEY.
     """
-    import os
-    from pathlib import Path
-
     from pipeline import ingest, progress, warehouse as wh
 
-    api_key = os.environ.get("OPENROUTER_API_KEY") or None
-    if api_key is None and not dry_run:
-        raise click.UsageError("OPENROUTER_API_KEY is not set: export your OpenRouter API key first")
+    try:
+        api_key = config.api_key()
+    except config.ApiKeyError as e:
+        if not dry_run:
+            raise click.UsageError(str(e)) from None
+        api_key = None
     options = ingest.IngestOptions(
         paths=paths, warehouse_path=Path(warehouse), base_url=base_url, concurrency=concurrency, max_rps=max_rps,
         since=since, until=until, refresh=refresh, dry_run=dry_run, batch_size=batch_size,
@@ -227,6 +265,8 @@ def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None,
         summary = ingest.ingest(options, api_key=api_key, on_progress=display)
     except wh.WarehouseError as exc:
         raise _InputError(str(exc)) from None
+    except ingest.IngestCrashed as exc:
+        raise _IngestCrashed(f"ingest run {exc.run_id}: {exc}") from exc.__cause__
     finally:
         display.close()
     if as_json:
@@ -236,8 +276,12 @@ def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None,
     sys.exit(summary.exit_code)
 
 
+class _IngestCrashed(_Reported):
+    pass
+
+
 @cli.command("status")
-@_WAREHOUSE_OPTION
+@_warehouse_option("The DuckDB file to read (opened read-only).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def status_command(warehouse: str, as_json: bool) -> None:
     """What the warehouse holds: queue by status, date range and totals, last runs, failures by reason."""
@@ -252,16 +296,19 @@ def status_command(warehouse: str, as_json: bool) -> None:
 
 @cli.command("demo")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
-              help="Where the demo logs and warehouse go.")
-def demo_command(data_dir: str) -> None:
+              help="Where the demo's sample logs go (DATA_DIR/demo/).")
+@_warehouse_option("The warehouse the demo loads, replaced on every run (never one that holds real runs).",
+                   default=config.DEMO_WAREHOUSE)
+def demo_command(data_dir: str, warehouse: str) -> None:
     """Run the whole pipeline on built-in sample logs against a local fake OpenRouter API."""
-    from pathlib import Path
-
     from pipeline import demo, progress
 
     display = progress.progress_display(quiet=False)
     try:
-        result = demo.run_demo(Path(data_dir), on_progress=display, say=lambda line: click.echo(line, err=True))
+        result = demo.run_demo(Path(data_dir), warehouse_path=Path(warehouse), on_progress=display,
+                               say=lambda line: click.echo(line, err=True))
+    except demo.DemoError as e:
+        raise _InputError(str(e)) from None
     finally:
         display.close()
     click.echo(progress.summary_text(result.summary), err=True)

@@ -55,13 +55,10 @@ import orjson
 from aiolimiter import AsyncLimiter
 from httpx_aiohttp import AiohttpTransport
 
-from pipeline import __version__
+from pipeline import __version__, config
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL: Final = "https://openrouter.ai/api/v1"
-API_KEY_VARIABLE: Final = "OPENROUTER_API_KEY"
-BASE_URL_VARIABLE: Final = "OPENROUTER_BASE_URL"
 
 RETRIED_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504, *range(520, 531)})
 FATAL_STATUSES: Final = frozenset({401, 402, 403})
@@ -105,7 +102,7 @@ Outcome = Loaded | NotFound | Failed
 class FatalAPIError(Exception):
     """The API refused the key (401, 402, 403): stop the run; retrying would only hammer it."""
 
-    def __init__(self, status: int, api_message: str, *, key_hint: str = f"check {API_KEY_VARIABLE}") -> None:
+    def __init__(self, status: int, api_message: str, *, key_hint: str = f"check {config.API_KEY_VARIABLE}") -> None:
         self.status = status
         self.api_message = api_message
         what = {
@@ -116,8 +113,7 @@ class FatalAPIError(Exception):
         super().__init__(f"OpenRouter {what} (HTTP {status}: {api_message}); {key_hint}")
 
 
-class MissingAPIKeyError(ValueError):
-    """No key was given and OPENROUTER_API_KEY is unset or empty."""
+MissingAPIKeyError = config.ApiKeyError  # no key given and OPENROUTER_API_KEY unset or empty, or unusable
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +182,7 @@ class OpenRouterClient:
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: str | config.ApiKey | None = None,
         *,
         base_url: str | None = None,
         http_referer: str | None = None,
@@ -201,17 +197,11 @@ class OpenRouterClient:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        if api_key:
-            self._key_source = "argument"
-            self._key_hint = f"check the key passed explicitly (it overrides {API_KEY_VARIABLE})"
-        else:
-            api_key = os.environ.get(API_KEY_VARIABLE, "").strip()
-            self._key_source = API_KEY_VARIABLE
-            self._key_hint = f"check {API_KEY_VARIABLE}"
-        if not api_key:
-            raise MissingAPIKeyError(f"no OpenRouter API key: set {API_KEY_VARIABLE}")
-        self._api_key = api_key
-        self.base_url = (base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL).rstrip("/")
+        key = api_key if isinstance(api_key, config.ApiKey) else config.api_key(api_key)
+        api_key = self._api_key = key.value
+        self._key_source = key.source
+        self._key_hint = key.hint
+        self.base_url = (base_url or os.environ.get(config.BASE_URL_VARIABLE) or config.DEFAULT_BASE_URL).rstrip("/")
         self.policy = policy
         self.stats = ClientStats()
         self._sleep = sleep

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from pipeline import config
 from pipeline.fake_api import Dataset
 from pipeline.ingest import IngestOptions, RunSummary, ingest
 
@@ -109,30 +110,63 @@ class FakeApiProcess:
         self.close()
 
 
+class DemoError(Exception):
+    """The demo cannot run as asked (its warehouse would replace real data)."""
+
+
 def run_demo(
     data_dir: Path,
     *,
+    warehouse_path: Path | None = None,
     on_progress: Callable | None = None,
     say: Callable[[str], None] = print,
     size: int = DEMO_GENERATIONS,
 ) -> DemoResult:
-    """Write logs, serve them from the fake API, ingest into `data_dir/demo.duckdb`."""
+    """Write logs under `data_dir/demo/`, serve them from the fake API, ingest into `warehouse_path`
+    (default config.DEMO_WAREHOUSE), which is started afresh, unless it holds real runs."""
+    warehouse_path = warehouse_path or Path(config.DEMO_WAREHOUSE)
     end = datetime.now(timezone.utc).replace(microsecond=0)
     dataset = Dataset(size, seed=DEMO_SEED, end=end, days=DEMO_DAYS)
     logs_dir = data_dir / "demo"
-    warehouse_path = data_dir / "demo.duckdb"
-    say(f"writing {size:,} generations' worth of sample logs to {logs_dir}/")
-    write_demo_logs(dataset, logs_dir)
     # Each demo serves new ids (dated up to now), like its freshly written logs: start its warehouse
     # afresh too, or a second demo would add its ids to the first one's and double every total.
+    _refuse_real_warehouse(warehouse_path)
     for stale in (warehouse_path, warehouse_path.with_name(warehouse_path.name + ".wal")):
         stale.unlink(missing_ok=True)
+    say(f"writing {size:,} generations' worth of sample logs to {logs_dir}/")
+    write_demo_logs(dataset, logs_dir)
     with FakeApiProcess(size=size, seed=DEMO_SEED, end=end, days=DEMO_DAYS, api_key=DEMO_API_KEY) as api:
         say(f"fake OpenRouter API at {api.base_url} ({DEMO_FAULT_RATE:.0%} transient faults, 404 lag)")
         options = IngestOptions(paths=(str(logs_dir),), warehouse_path=warehouse_path, base_url=api.base_url,
                                 concurrency=64)
         summary = ingest(options, api_key=DEMO_API_KEY, on_progress=on_progress)
     return DemoResult(summary, warehouse_path, logs_dir, size)
+
+
+def _refuse_real_warehouse(path: Path) -> None:
+    """A file the demo may replace: none yet, or a warehouse whose every run read a fake API on
+    loopback (the demo's, the tests'). Anything else (real runs, another tool's file) is kept."""
+    if not path.exists():
+        return
+    from pipeline import warehouse
+
+    refusal = (f"{path} is not a demo warehouse (it holds runs against a real API, or is no orusage "
+               f"warehouse): the demo replaces its warehouse, so give it another one with --warehouse")
+    try:
+        con = warehouse.connect(path, read_only=True)
+    except warehouse.WarehouseError:
+        raise DemoError(refusal) from None
+    try:
+        real_runs = con.execute(
+            "select count(*) from ingest_runs where coalesce(json_extract_string(options, '$.base_url'), '') "
+            "not like 'http://127.0.0.1:%'"
+        ).fetchone()[0]
+    except Exception:  # noqa: BLE001 - not a warehouse of ours
+        real_runs = 1
+    finally:
+        con.close()
+    if real_runs:
+        raise DemoError(refusal)
 
 
 def first_look(result: DemoResult) -> str:
@@ -147,13 +181,13 @@ def first_look(result: DemoResult) -> str:
     return "\n".join([
         output.render(spend, fmt="table", title="Spend by model (last 30 days of data)"),
         output.render(latency, fmt="table", title="Latency by provider"),
-        "Next, try:",
-        f"  orusage report --list --warehouse {path}",
-        f"  orusage report daily_cost --warehouse {path}",
-        f"  orusage report spend --by provider --format markdown --warehouse {path}",
-        f"  orusage query \"select model, count(*) as calls, sum(total_cost) as cost_usd from generations "
-        f"group by all order by cost_usd desc\" --warehouse {path}",
-        f"  orusage status --warehouse {path}",
-        "  the notebook: notebooks/cost_report.ipynb (set its warehouse parameter to "
-        f"{path})",
+        f"Next, point orusage at the demo's warehouse ({path}) and try:",
+        f"  export {config.WAREHOUSE_VARIABLE}={path.resolve()}",
+        "  orusage report --list",
+        "  orusage report daily_cost",
+        "  orusage report spend --by provider --format markdown",
+        "  orusage query \"select model, count(*) as calls, sum(total_cost) as cost_usd from generations "
+        "group by all order by cost_usd desc\"",
+        "  orusage status",
+        f"  the notebook: notebooks/cost_report.ipynb (it reads {config.WAREHOUSE_VARIABLE} too)",
     ])

@@ -10,19 +10,19 @@ again; an id whose row is committed is never fetched again (unless `refresh`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from pipeline import warehouse
+from pipeline import config, errors, warehouse
 from pipeline.client import FatalAPIError, Failed, Loaded, NotFound, OpenRouterClient, Outcome, RetryPolicy
 from pipeline.fetch import fetch_generations
 from pipeline.logs import ScanStats, find_ids
 from pipeline.normalize import normalize_bodies
 
-STAGE_CHUNK_IDS = 50_000
 # A `failed` id is due again on the next run; a `not_found` one an hour later (the API's lag is
 # seconds to minutes), until it is a week old (warehouse.due_ids applies the age limit).
 NOT_FOUND_RECHECK_AFTER = timedelta(hours=1)
@@ -77,10 +77,30 @@ class Progress:
         return time.monotonic() - self.started_monotonic
 
 
+OUTCOME_EXIT_CODES: dict[str, config.ExitCode] = {
+    "ok": config.ExitCode.OK,
+    "dry_run": config.ExitCode.OK,
+    "some_failed": config.ExitCode.SOME_FAILED,
+    "interrupted": config.ExitCode.SOME_FAILED,
+    "no_input": config.ExitCode.USAGE,
+    "key_refused": config.ExitCode.KEY_REFUSED,
+    "crashed": config.ExitCode.CRASHED,
+}
+
+
+class IngestCrashed(Exception):
+    """An unexpected error ended the run; it is recorded in the run's row (outcome `crashed`) with
+    this one-line message, and the original exception is chained (`__cause__`) for the traceback."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        self.run_id = run_id
+        super().__init__(message)
+
+
 @dataclass
 class RunSummary:
     run_id: str
-    outcome: str  # ok | some_failed | key_refused | interrupted | dry_run | no_input
+    outcome: str  # one of OUTCOME_EXIT_CODES
     progress: Progress
     scan: ScanStats
     due_by_status: dict[str, int]
@@ -88,9 +108,7 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return {"ok": 0, "dry_run": 0, "some_failed": 1, "interrupted": 1, "no_input": 2, "key_refused": 3}[
-            self.outcome
-        ]
+        return OUTCOME_EXIT_CODES[self.outcome]
 
     def as_dict(self) -> dict[str, object]:
         p = self.progress
@@ -123,7 +141,7 @@ ProgressCallback = Callable[[Progress], None]
 def ingest(
     options: IngestOptions,
     *,
-    api_key: str | None,
+    api_key: str | config.ApiKey | None,
     on_progress: ProgressCallback | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> RunSummary:
@@ -139,6 +157,22 @@ def _ingest(con, options: IngestOptions, *, api_key, on_progress: ProgressCallba
     progress = Progress()
     scan = ScanStats()
     run_id = warehouse.start_run(con, options=options.for_the_record())
+    try:
+        return _run(con, run_id, options, api_key, progress, scan, on_progress, warn)
+    except Exception as exc:
+        message = errors.described(exc)
+        summary = RunSummary(run_id, "crashed", progress, scan, {}, message)
+        try:
+            if options.dry_run:
+                con.execute("rollback")
+            warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
+        except Exception:  # noqa: S110 - the warehouse itself may be what failed; the crash is reported anyway
+            pass
+        raise IngestCrashed(run_id, message) from exc
+
+
+def _run(con, run_id: str, options: IngestOptions, api_key, progress: Progress, scan: ScanStats,
+         on_progress: ProgressCallback, warn) -> RunSummary:
     now = datetime.now(timezone.utc)
     if options.dry_run:
         con.execute("begin transaction")
@@ -169,7 +203,7 @@ def _ingest(con, options: IngestOptions, *, api_key, on_progress: ProgressCallba
 def _stage(con, options: IngestOptions, now: datetime, scan: ScanStats, progress: Progress,
            on_progress: ProgressCallback, warn) -> None:
     """Queue the ids in the logs. A function of its own so that the last chunk of ids (up to
-    STAGE_CHUNK_IDS tuples) is freed before the fetching starts, not held by `_ingest` throughout."""
+    config.STAGE_CHUNK_IDS tuples) is freed before the fetching starts, not held by `_ingest` throughout."""
     for chunk in _chunks(find_ids(options.paths, since=options.since, until=options.until, stats=scan, warn=warn)):
         progress.ids_in_logs += len(chunk)
         progress.ids_new += warehouse.stage_ids(con, chunk, seen_at=now)
@@ -182,7 +216,7 @@ def _chunks(found: Iterator[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]
     chunk: list[tuple[str, str]] = []
     for generation_id, source in found:
         chunk.append((generation_id, source))
-        if len(chunk) >= STAGE_CHUNK_IDS:
+        if len(chunk) >= config.STAGE_CHUNK_IDS:
             yield chunk
             chunk = []
     if chunk:
@@ -225,11 +259,16 @@ async def _fetch_and_load(
             outcome, error = "key_refused", str(exc)
         except (KeyboardInterrupt, asyncio.CancelledError):
             outcome, error = "interrupted", "interrupted"
-        finally:
-            await writer.submit(pending, progress)
-            await writer.drain()
+        except BaseException:
+            # Not a second attempt at writing: the error may be the writer's own. The batch in
+            # flight is awaited so that nothing writes after the run's row says it crashed.
+            await writer.abandon()
             _copy_client_stats(client, progress)
-            on_progress(progress)
+            raise
+        await writer.submit(pending, progress)
+        await writer.drain()
+        _copy_client_stats(client, progress)
+        on_progress(progress)
     if outcome == "ok" and progress.failed:
         outcome = "some_failed"
     return outcome, error
@@ -263,6 +302,13 @@ class _BatchWriter:
         if self._in_flight is not None:
             task, self._in_flight = self._in_flight, None
             await asyncio.shield(task)
+
+    async def abandon(self) -> None:
+        """Wait for the batch in flight, if any, and drop its error (the caller has one already)."""
+        if self._in_flight is not None:
+            task, self._in_flight = self._in_flight, None
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
 
     def _write(self, outcomes: list[Outcome], progress: Progress) -> None:
         now = datetime.now(timezone.utc)

@@ -159,26 +159,6 @@ def id_timestamp(generation_id: str) -> datetime | None:
     return datetime.fromtimestamp(int(generation_id[4:14]), tz=timezone.utc)
 
 
-def parse_utc_time(text: str, *, end: bool = False) -> datetime:
-    """A `--since`/`--until` bound as an aware UTC datetime, read like `orusage report` reads them.
-
-    A bare date is a whole UTC day: as a start it means midnight; as an end (`end=True`) the day is
-    included, so the bound is the next midnight. A date-time is used as is (naive means UTC).
-    Raises ValueError with a readable message.
-    """
-    value = text.strip()
-    try:
-        if len(value) == 10:
-            day = datetime.combine(date.fromisoformat(value), time(), tzinfo=timezone.utc)
-            return day + timedelta(days=1) if end else day
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"not a date or date-time: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+00:00])"
-        ) from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
 def find_ids(
     paths: Sequence[str],
     *,

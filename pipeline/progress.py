@@ -132,6 +132,9 @@ def status_text(report: dict) -> str:
     else:
         lines.append("generations: none yet")
     if report["runs"]:
+        last = report["runs"][0]
+        lines.append(f"last run: {last['run_id']} started {last['started_at']} UTC: {last['outcome'] or 'unfinished'}"
+                     + (f": {last['error']}" if last.get("error") else ""))
         lines.append("last runs:")
         for run in report["runs"]:
             lines.append(f"  {run['run_id']}  {run['outcome'] or 'unfinished'}  loaded {run['loaded'] or 0:,}  "

@@ -14,7 +14,6 @@ Nothing here knows click: the CLI and notebooks call the same functions.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,8 +24,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from pipeline import config
+from pipeline.errors import one_line  # noqa: F401 - the CLI and notebooks call reports.one_line
+
 REPORTS_DIR = Path(__file__).resolve().parent.parent / "sql" / "reports"
-DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 DEFAULT_WINDOW = timedelta(days=30)
 BY_CHOICES = ("day", "week", "month", "model", "provider", "app", "user", "session")
 TIME_BUCKETS = ("day", "week", "month")
@@ -120,22 +121,11 @@ def get_report(name: str, directory: Path = REPORTS_DIR) -> Report:
 
 
 def parse_when(value: str | date | datetime, *, end: bool = False) -> datetime:
-    """A bound of the window, as an aware UTC datetime.
-
-    A bare date is a whole UTC day: as `since` it starts at midnight; as `until` (end=True) the day is
-    included, so `--since 2026-08-01 --until 2026-08-31` is all of August. A date-time is used as is
-    (naive means UTC), and `until` is exclusive.
-    """
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-        except ValueError:
-            raise ReportError(f"not a date or date-time: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+00:00])")
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    day = datetime.combine(value, time(), tzinfo=UTC)
-    return day + timedelta(days=1) if end else day
+    """A bound of the window (config.parse_time_bound), refused as a ReportError."""
+    try:
+        return config.parse_time_bound(value, end=end)
+    except config.TimeBoundError as e:
+        raise ReportError(str(e)) from None
 
 
 def resolve_window(
@@ -182,6 +172,9 @@ def run_report(
     if top is not None and top < 1:
         raise ReportError(f"top must be at least 1, got {top}")
     by = by or report.default_by
+    if not con.execute("select exists (select 1 from generations)").fetchone()[0]:
+        raise ReportError("the warehouse holds no generations yet: load some with `orusage ingest LOGS...` "
+                          "(`orusage status` shows its queue and its runs)")
     window = resolve_window(con, since=since, until=until)
     values: dict[str, Any] = {
         "since": window.since,
@@ -241,17 +234,17 @@ def run_query(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any]
     return pl.DataFrame(relation)
 
 
-def one_line(error: BaseException) -> str:
-    """DuckDB's own message on one line, without the echoed query and caret it appends."""
-    lines = []
-    for line in str(error).splitlines():
-        if line.startswith("LINE ") or not line.strip() or set(line.strip()) == {"^"}:
-            break
-        lines.append(line.strip())
-    return " ".join(lines) or type(error).__name__
-
-
 # ---- the notebook API ------------------------------------------------------------------------
+
+
+def missing_warehouse_message(path: Path) -> str:
+    """What to type next when there is no warehouse at `path`: the demo's, if it has run."""
+    demo = Path(config.DEMO_WAREHOUSE)
+    if path.resolve() != demo.resolve() and demo.exists():
+        return (f"no warehouse at {path}; the demo's is {demo}: add --warehouse {demo} "
+                f"(or export {config.WAREHOUSE_VARIABLE}={demo})")
+    return (f"no warehouse at {path}: load one with `orusage ingest LOGS...` (or try `orusage demo`), "
+            f"or point --warehouse / {config.WAREHOUSE_VARIABLE} at one")
 
 
 def _connect(path: str | Path) -> duckdb.DuckDBPyConnection:
@@ -259,8 +252,8 @@ def _connect(path: str | Path) -> duckdb.DuckDBPyConnection:
 
     try:
         con = connect(path, read_only=True)
-    except WarehouseNotFoundError as e:
-        raise ReportError(f"{e}: run `orusage ingest` (or `orusage demo`), or point --warehouse / ORUSAGE_WAREHOUSE at one") from None
+    except WarehouseNotFoundError:
+        raise ReportError(missing_warehouse_message(Path(path))) from None
     except WarehouseError as e:
         raise ReportError(str(e)) from None
     try:  # a slow query must not draw progress bars into a report
@@ -278,7 +271,7 @@ class Warehouse:
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path or os.environ.get("ORUSAGE_WAREHOUSE") or DEFAULT_WAREHOUSE)
+        self.path = config.warehouse_path(path)
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r})"
@@ -348,7 +341,7 @@ def status(path: str | Path, *, last_runs: int = 5, top_failures: int = 10) -> d
         ).fetchone()
         runs = con.execute(
             "select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S') as started_at, outcome, loaded, not_found, "
-            "failed from ingest_runs order by started_at desc limit ?", [last_runs]).fetchall()
+            "failed, error from ingest_runs order by started_at desc limit ?", [last_runs]).fetchall()
         failures = con.execute(
             "select left(coalesce(last_error, '(no message)'), ?) as reason, count(*) as ids, min(generation_id) "
             "from ingest_queue where status = 'failed' group by reason order by ids desc, reason limit ?",
@@ -360,6 +353,7 @@ def status(path: str | Path, *, last_runs: int = 5, top_failures: int = 10) -> d
         "queue": queue,
         "generations": {"count": count, "first_created_at": first, "last_created_at": last,
                         "total_cost_usd": total_cost},
-        "runs": [dict(zip(("run_id", "started_at", "outcome", "loaded", "not_found", "failed"), row)) for row in runs],
+        "runs": [dict(zip(("run_id", "started_at", "outcome", "loaded", "not_found", "failed", "error"), row))
+                 for row in runs],
         "failures": [{"reason": reason, "ids": ids, "example_id": example} for reason, ids, example in failures],
     }

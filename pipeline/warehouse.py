@@ -44,6 +44,7 @@ import duckdb
 import orjson
 import polars as pl
 
+from pipeline import config
 from pipeline.normalize import GENERATION_SCHEMA, PROVIDER_RESPONSE_SCHEMA, NormalizedBatch
 
 _T = TypeVar("_T")
@@ -57,7 +58,6 @@ QUEUE_STATUSES = ("pending", "loaded", "not_found", "failed")
 # `not_found` ids are re-checked until they are this old (by the timestamp in the id): the API's
 # lag is seconds to minutes, so an id still unknown after a week will not appear.
 NOT_FOUND_GIVE_UP_AFTER = timedelta(days=7)
-STAGE_CHUNK_IDS = 100_000
 READ_OUT_OF_MEMORY_WAIT_S = 30.0
 # How a writable connection sets DuckDB up, for rows of ~2 KB (`raw` is most of it). Measured on
 # `orusage ingest` of 100,000 ids (bench/ingest_e2e.py's way: peak RSS of the process, from wait4;
@@ -573,14 +573,30 @@ class _ArrowStream:
 
 @contextmanager
 def _registered(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame]) -> Iterator[None]:
-    """The frames, visible to `con`'s statements under these names for the block only."""
-    for name, frame in frames.items():
-        con.register(name, _ArrowStream(frame))
+    """The frames, as temp tables visible to `con`'s statements under these names, for the block only.
+
+    Copied into DuckDB first, by one plain scan of each Arrow stream: scanned in a join, the stream
+    itself would get the join's filters pushed into it, and where pyarrow is importable DuckDB runs
+    those through pyarrow's compute functions, which have no kernels for polars' string_view
+    columns (`ArrowNotImplementedError`). A copy makes every statement run the same way with or
+    without pyarrow (bench/normalize_upsert.py --registration measures what it costs)."""
+    stream = f"_orusage_stream_{secrets.token_hex(4)}"
+    created: list[str] = []
     try:
+        for name, frame in frames.items():
+            con.register(stream, _ArrowStream(frame))
+            try:
+                con.execute(f"create or replace temp table {name} as select * from {stream}")
+            finally:
+                con.unregister(stream)
+            created.append(name)
         yield
     finally:
-        for name in frames:
-            con.unregister(name)
+        for name in created:
+            try:
+                con.execute(f"drop table if exists temp.{name}")
+            except duckdb.Error:
+                pass  # the transaction failed: its rollback drops the table
 
 
 def upsert_batch(
@@ -742,13 +758,19 @@ def _queue_frame(updates: Sequence[QueueUpdate]) -> pl.DataFrame:
 # --- the queue -------------------------------------------------------------------------------
 
 
-def stage_ids(con: duckdb.DuckDBPyConnection, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
+def stage_ids(
+    con: duckdb.DuckDBPyConnection,
+    found: Iterable[tuple[str, str]],
+    *,
+    seen_at: datetime,
+    chunk_size: int = config.STAGE_CHUNK_IDS,
+) -> int:
     """Add the ids not queued yet as `pending` (with where they were first seen); returns how many
     were new. Ids already queued, whatever their status, are left alone. Runs in the caller's
     transaction if one is open (a dry run rolls it back); each chunk is one statement."""
     new = 0
     items = iter(found)
-    while chunk := list(islice(items, STAGE_CHUNK_IDS)):
+    while chunk := list(islice(items, chunk_size)):
         frame = pl.DataFrame(
             {"generation_id": [generation_id for generation_id, _ in chunk], "source": [source for _, source in chunk]},
             schema={"generation_id": pl.String(), "source": pl.String()},
@@ -774,16 +796,17 @@ def _due_filter(refresh: bool) -> str:
         statuses.append("status = 'loaded'")
     return (
         f"({' or '.join(statuses)}) and ($since is null or {id_time} >= $since)"
-        f" and ($until is null or {id_time} <= $until)"
+        f" and ($until is null or {id_time} < $until)"
     )
 
 
 def _due_parameters(now: datetime, since: datetime | None, until: datetime | None) -> dict[str, object]:
-    # Whole seconds: the id carries seconds, and `until` is inclusive (23:59:59.999999 keeps :59).
+    # The window of config's time bounds, on the id's whole seconds: an id of second S is in when
+    # since <= S < until, as `orusage ids` and the log scan have it.
     return {
         "now": now,
         "give_up": NOT_FOUND_GIVE_UP_AFTER,
-        "since": since.replace(microsecond=0) if since else None,
+        "since": since,
         "until": until,
     }
 
@@ -815,8 +838,8 @@ def due_ids(
 ) -> Iterator[list[str]]:
     """The ids to fetch now, in chunks, in the order they were queued: pending ones; failed ones
     whose next_attempt_at has come; not_found ones that are due and younger than a week (by the
-    id's timestamp); with `refresh`, loaded ones too. `since`/`until` (inclusive) filter on the
-    id's timestamp.
+    id's timestamp); with `refresh`, loaded ones too; only those whose id's timestamp is in the
+    window `since` <= t < `until` (config's time bounds).
 
     The due set is snapshotted first (in a temporary table), so writing batches while iterating
     changes neither what is yielded nor memory use (one chunk in Python at a time)."""

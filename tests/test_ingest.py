@@ -296,7 +296,7 @@ def test_the_demo_runs_twice_in_a_row_each_time_ending_with_exactly_its_own_logs
     real_run_demo = demo.run_demo
     monkeypatch.setattr(demo, "run_demo", lambda *args, **kwargs: real_run_demo(*args, size=500, **kwargs))
     for _ in range(2):
-        result = CliRunner().invoke(cli, ["demo", "--data-dir", str(tmp_path)])
+        result = CliRunner().invoke(cli, ["demo", "--data-dir", str(tmp_path), "--warehouse", str(tmp_path / "demo.duckdb")])
         assert result.exit_code == 0, result.output
         assert "Spend by model" in result.stdout and "Latency by provider" in result.stdout
         assert " ok in " in result.stderr

@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from pipeline import logs
 from pipeline.cli import cli
-from pipeline.logs import FoundId, ScanStats, find_ids, id_timestamp, is_generation_id, parse_utc_time
+from pipeline.config import parse_time_bound as parse_utc_time
+from pipeline.logs import FoundId, ScanStats, find_ids, id_timestamp, is_generation_id
 
 if sys.version_info >= (3, 14):
     from compression import zstd

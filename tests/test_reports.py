@@ -26,7 +26,7 @@ from pipeline import Warehouse
 from pipeline.cli import cli
 from pipeline.fake_api import Dataset
 from pipeline.normalize import normalize_bodies
-from pipeline.reports import list_reports
+from pipeline.reports import ReportError, list_reports
 from pipeline.warehouse import QueueUpdate, connect, upsert_batch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -436,8 +436,22 @@ def test_cli_bad_input_is_one_line_exit_2(wh: Warehouse, tmp_path: Path) -> None
         assert message in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_an_empty_warehouse_reports_no_rows_rather_than_failing(tmp_path: Path) -> None:
+def test_a_warehouse_with_no_generation_says_so_instead_of_printing_an_empty_table(tmp_path: Path) -> None:
     connect(tmp_path / "empty.duckdb").close()
     result = run("report", "spend", "--warehouse", str(tmp_path / "empty.duckdb"))
+    assert result.exit_code == 2 and "(no rows)" not in result.output
+    assert "holds no generations yet" in result.stderr and "orusage ingest" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    with pytest.raises(ReportError, match="no generations yet"):
+        Warehouse(tmp_path / "empty.duckdb").report("summary")
+
+
+def test_a_window_with_no_generation_still_prints_the_empty_table(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    dataset = Dataset(50, seed=1, end=datetime(2026, 8, 1, tzinfo=UTC), days=2)
+    con = connect(path)
+    upsert_batch(con, normalize_bodies([(i, dataset.body(i)) for i in dataset.ids]),
+                 [QueueUpdate(i, "loaded", 1, 200, None, None) for i in dataset.ids], run_id="test")
+    con.close()
+    result = run("report", "spend", "--since", "2020-01-01", "--until", "2020-01-02", "--warehouse", str(path))
     assert result.exit_code == 0 and "(no rows)" in result.output
-    assert Warehouse(tmp_path / "empty.duckdb").report("summary")["generations"].to_list() == [0]

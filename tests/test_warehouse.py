@@ -578,11 +578,10 @@ def test_stage_ids_counts_only_new_ids_and_keeps_the_first_sighting(con):
     ]
 
 
-def test_stage_ids_leaves_loaded_ids_alone_and_works_in_chunks(con, monkeypatch):
+def test_stage_ids_leaves_loaded_ids_alone_and_works_in_chunks(con):
     write(con, [body(gen_id(1))])
-    monkeypatch.setattr(warehouse, "STAGE_CHUNK_IDS", 3)
     found = [(gen_id(index), f"a.log:{index}") for index in range(1, 11)]
-    assert warehouse.stage_ids(con, iter(found), seen_at=NOW) == 9
+    assert warehouse.stage_ids(con, iter(found), seen_at=NOW, chunk_size=3) == 9
     assert con.execute("select status from ingest_queue where generation_id = ?", [gen_id(1)]).fetchone() == ("loaded",)
 
 
@@ -635,13 +634,14 @@ def test_refresh_adds_the_loaded_ids(con, queue):
     assert warehouse.due_counts(con, now=NOW, refresh=True)["loaded"] == 1
 
 
-def test_since_and_until_filter_on_the_ids_own_timestamp_inclusively(con, queue):
+def test_since_and_until_filter_on_the_ids_own_timestamp_half_open(con, queue):
     day_one = datetime.fromtimestamp(T0, timezone.utc)
     assert queue["pending, a day later"] not in due(con, until=day_one + timedelta(hours=1))
     # an id without a timestamp is placed by when it was first seen (NOW, the next day)
     assert sorted(due(con, since=day_one + timedelta(hours=1))) == [queue["pending, a day later"], queue["no timestamp, pending"]]
-    exact = due(con, since=day_one, until=day_one)
-    assert queue["pending"] in exact and queue["pending, a day later"] not in exact
+    # since <= t < until: an id of second T0 is in from T0 up to T0 + 1 s, and out at until = T0
+    assert queue["pending"] in due(con, since=day_one, until=day_one + timedelta(seconds=1))
+    assert queue["pending"] not in due(con, since=day_one - timedelta(seconds=1), until=day_one)
 
 
 def test_due_ids_come_in_chunks_from_a_snapshot(con, queue):

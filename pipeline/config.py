@@ -1,0 +1,121 @@
+"""orusage's defaults, environment variables, exit codes and time bounds: each spelled once, here.
+
+Precedence everywhere: a command-line option, then the environment variable, then the default.
+
+Time bounds (`--since` / `--until`, `Warehouse.report(since=, until=)`) have one meaning in every
+command: the window is half-open, `since <= t < until`, in UTC. A bare date is a whole UTC day:
+as `since` it is that midnight, as `until` the day is included (the bound is the next midnight).
+A date-time is used as is (naive means UTC). `t` is a generation's `created_at` in reports, and
+the time inside its id (`gen-<unix seconds>-...`, whole seconds) wherever ids are filtered
+without a request (`ids`, `ingest`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import IntEnum
+from pathlib import Path
+from typing import Final
+
+WAREHOUSE_VARIABLE: Final = "ORUSAGE_WAREHOUSE"
+DEFAULT_WAREHOUSE: Final = "data/warehouse.duckdb"
+# The demo's own file, apart from real data; `orusage demo` replaces it on every run.
+DEMO_WAREHOUSE: Final = "data/demo.duckdb"
+API_KEY_VARIABLE: Final = "OPENROUTER_API_KEY"
+BASE_URL_VARIABLE: Final = "OPENROUTER_BASE_URL"
+DEFAULT_BASE_URL: Final = "https://openrouter.ai/api/v1"
+DEBUG_VARIABLE: Final = "ORUSAGE_DEBUG"
+
+# Ids staged in one statement (and held in Python at once) while the logs are read.
+STAGE_CHUNK_IDS: Final = 50_000
+
+
+class ExitCode(IntEnum):
+    """What `orusage` exits with (the README's table)."""
+
+    OK = 0  # every id loaded or known not found; a dry run; a report or query answered
+    SOME_FAILED = 1  # some ids failed (or the run was interrupted): they stay queued for the next run
+    USAGE = 2  # bad option or input, nothing readable, warehouse missing, locked or too new, SQL error
+    KEY_REFUSED = 3  # the API refused the key (401/402/403): the run stopped, what was loaded stays
+    CRASHED = 4  # an unexpected error: one line on stderr, the traceback in a file (or --debug)
+
+
+def warehouse_path(explicit: str | Path | None = None) -> Path:
+    """The warehouse to use: `explicit`, else ORUSAGE_WAREHOUSE, else DEFAULT_WAREHOUSE."""
+    return Path(explicit or os.environ.get(WAREHOUSE_VARIABLE) or DEFAULT_WAREHOUSE)
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key and where it came from, so an error can say which one to check. Its repr hides it."""
+
+    value: str
+    source: str  # "OPENROUTER_API_KEY" or a phrase like "the key passed explicitly"
+
+    def __repr__(self) -> str:
+        return f"ApiKey(source={self.source!r})"
+
+    @property
+    def hint(self) -> str:
+        return f"check {self.source}"
+
+
+class ApiKeyError(ValueError):
+    """No usable key: unset, empty, or with characters no HTTP header may carry."""
+
+
+def api_key(
+    explicit: str | None = None,
+    *,
+    explicit_source: str = f"the key passed explicitly (it overrides {API_KEY_VARIABLE})",
+) -> ApiKey:
+    """The key to send: `explicit` if given, else OPENROUTER_API_KEY. Surrounding whitespace (a
+    trailing newline or `\\r` from a key file) is dropped; a key still holding a control character
+    or a space is refused, naming where it came from but never showing it."""
+    if explicit is not None and explicit.strip():
+        value, source = explicit, explicit_source
+    else:
+        value, source = os.environ.get(API_KEY_VARIABLE, ""), API_KEY_VARIABLE
+    value = value.strip()
+    if not value:
+        raise ApiKeyError(f"{API_KEY_VARIABLE} is not set: export your OpenRouter API key first")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        raise ApiKeyError(f"the API key in {source} holds a space or a control character: check {source}")
+    return ApiKey(value, source)
+
+
+# --- time bounds -------------------------------------------------------------------------------
+
+
+class TimeBoundError(ValueError):
+    """A --since / --until that is not a date or date-time, or a window that is empty."""
+
+
+def parse_time_bound(value: str | date | datetime, *, end: bool = False) -> datetime:
+    """One bound, as an aware UTC datetime (see the module docstring: `end` marks an `until`)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            raise TimeBoundError(
+                f"not a date or date-time: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+00:00])"
+            ) from None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    day = datetime.combine(value, time(), tzinfo=UTC)
+    return day + timedelta(days=1) if end else day
+
+
+def check_window(since: datetime | None, until: datetime | None) -> None:
+    """Refuse a window with nothing in it (`since` at or after `until`)."""
+    if since is not None and until is not None and since >= until:
+        raise TimeBoundError(
+            f"empty window: --since {since:%Y-%m-%d %H:%M:%S} is not before --until {until:%Y-%m-%d %H:%M:%S} (UTC)"
+        )
