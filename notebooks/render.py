@@ -34,9 +34,24 @@ def execute(path: Path, parameters: dict[str, object] | None = None, *, timeout_
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--warehouse", help="read this warehouse instead of ../data/demo.duckdb")
+    parser.add_argument("--warehouse", help="read this warehouse instead of ../data/demo.duckdb (or ORUSAGE_WAREHOUSE)")
+    parser.add_argument("--check", action="store_true",
+                        help="execute and fail on any error, save nothing (CI runs this on a fresh warehouse)")
     args = parser.parse_args()
+    if not args.check:  # committed outputs come from made-up data only
+        from pipeline import demo
+
+        try:
+            demo.refuse_real_warehouse(Path(args.warehouse or NOTEBOOK.parent / "../data/demo.duckdb"))
+        except demo.DemoError as e:
+            raise SystemExit(f"render.py: {e}") from None
     nb = execute(NOTEBOOK, {"warehouse": str(Path(args.warehouse).resolve())} if args.warehouse else None)
+    errors = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs if out.output_type == "error"]
+    if errors:
+        raise SystemExit(f"{NOTEBOOK.name}: {errors[0].ename}: {errors[0].evalue}")
+    if args.check:
+        print(f"{NOTEBOOK.name}: every cell ran")
+        return
     nb.cells = [cell for cell in nb.cells if "injected-parameters" not in cell.metadata.get("tags", [])]
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     for count, cell in enumerate(code, start=1):  # as if run without the injected cell

@@ -28,6 +28,15 @@ BASE_URL_VARIABLE: Final = "OPENROUTER_BASE_URL"
 DEFAULT_BASE_URL: Final = "https://openrouter.ai/api/v1"
 DEBUG_VARIABLE: Final = "ORUSAGE_DEBUG"
 
+def _sql_dir() -> Path:
+    """The project's `sql/` folder: inside the package when installed from a wheel (pyproject maps
+    `sql/` to `pipeline/sql/`), beside `pipeline/` in a checkout (editable installs, tests)."""
+    package = Path(__file__).resolve().parent
+    return package / "sql" if (package / "sql").is_dir() else package.parent / "sql"
+
+
+SQL_DIR: Final = _sql_dir()
+
 # Ids staged in one statement (and held in Python at once) while the logs are read.
 STAGE_CHUNK_IDS: Final = 50_000
 

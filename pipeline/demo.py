@@ -130,7 +130,7 @@ def run_demo(
     logs_dir = data_dir / "demo"
     # Each demo serves new ids (dated up to now), like its freshly written logs: start its warehouse
     # afresh too, or a second demo would add its ids to the first one's and double every total.
-    _refuse_real_warehouse(warehouse_path)
+    refuse_real_warehouse(warehouse_path)
     for stale in (warehouse_path, warehouse_path.with_name(warehouse_path.name + ".wal")):
         stale.unlink(missing_ok=True)
     say(f"writing {size:,} generations' worth of sample logs to {logs_dir}/")
@@ -143,7 +143,7 @@ def run_demo(
     return DemoResult(summary, warehouse_path, logs_dir, size)
 
 
-def _refuse_real_warehouse(path: Path) -> None:
+def refuse_real_warehouse(path: Path) -> None:
     """A file the demo may replace: none yet, or a warehouse whose every run read a fake API on
     loopback (the demo's, the tests'). Anything else (real runs, another tool's file) is kept."""
     if not path.exists():

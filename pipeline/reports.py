@@ -27,7 +27,7 @@ import polars as pl
 from pipeline import config
 from pipeline.errors import one_line  # noqa: F401 - the CLI and notebooks call reports.one_line
 
-REPORTS_DIR = Path(__file__).resolve().parent.parent / "sql" / "reports"
+REPORTS_DIR = config.SQL_DIR / "reports"
 DEFAULT_WINDOW = timedelta(days=30)
 BY_CHOICES = ("day", "week", "month", "model", "provider", "app", "user", "session")
 TIME_BUCKETS = ("day", "week", "month")

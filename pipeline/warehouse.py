@@ -49,7 +49,7 @@ from pipeline.normalize import GENERATION_SCHEMA, PROVIDER_RESPONSE_SCHEMA, Norm
 
 _T = TypeVar("_T")
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = config.SQL_DIR
 SCHEMA_DIR = SQL_DIR / "schema"
 VIEWS_DIR = SQL_DIR / "views"
 MACROS_DIR = SQL_DIR / "macros"  # table macros: the views and reports read them
