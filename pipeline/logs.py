@@ -31,8 +31,8 @@ Files, folders (recursively, files in sorted order), glob patterns, and ``-`` fo
 (multi-member too), zstd (multi-frame), bzip2 and xz are recognised by their magic bytes, not their
 names. gzip goes through ISA-L in its own thread (``isal.igzip_threaded``: one GIL-free call per
 256 KiB block, so decompression overlaps the scan; ~1.3 GB/s, the standard library's ~0.55), zstd
-through Python 3.14's ``compression.zstd`` (backported), which, unlike ``zstandard``'s stream reader,
-reports a truncated file instead of ending it silently.
+frame by frame through Python 3.14's ``compression.zstd`` (backported), which, unlike ``zstandard``'s
+stream reader, reports a truncated file instead of ending it silently (`_ZstdFrames`).
 
 The text is scanned as bytes, 512 KiB at a time, with one regular expression (Python's ``re`` over
 big chunks runs ~3x faster than reading line by line), so invalid UTF-8, CRLF, NUL bytes and multi-
@@ -51,14 +51,28 @@ with a new id on every fifth line) peak at ~160 MB RSS (bench/scan_logs.py measu
 Bad input
 ---------
 A missing path, a glob without matches, an unreadable file, or a binary file is skipped with one
-warning naming it. Binary means: the first MiB (decompressed) holds no id, a NUL byte and at least 5%
-control bytes; a text log with a stray NUL, or a binary file with ids in it, is read. A truncated or
-corrupt compressed file keeps the ids read before the damage (the decoders hold back at most a few
-hundred KiB before it) and warns. The counts come back in `ScanStats` for the run summary.
+warning naming it. Binary means: the first MiB of bytes other than NUL (decompressed) holds no id, and
+the file starts with the magic bytes of an executable, image or archive (ELF, PNG, JPEG, zip, tar...)
+or holds a NUL and at least 5% control bytes among those other bytes (`_binary_reason`). NUL runs
+alone never make a log binary: logrotate's ``copytruncate`` leaves a hole of NULs where the app goes
+on writing at its old offset, and the lines after it are read (the hole holds no newline, so they
+count from line 1). A text log with a stray NUL, or a binary file with ids in it, is read.
+
+A truncated compressed file keeps the ids read before the cut (the decoders hold back at most a few
+hundred KiB before it) and warns. A corrupt one must not yield ids from the garbage decoded before a
+check caught it, ids that no request had: a failed zstd checksum or content size, gzip CRC or xz and
+bzip2 check, or a corrupt block, shows only once the garbage is decoded. So a compressed source's new
+ids are held until their zstd frame ends clean or 16 MiB more text is decoded (`_HOLD_BYTES`), and
+those still held at such damage are dropped, and counted in its warning; within a gzip member or zstd
+frame of more than 16 MiB, the ids before its last 16 MiB are out already. A zstd frame without a
+checksum decodes zeroed bytes into garbage with no error at all: a run of 4 KiB of zeros in zstd data
+(a lost block) stops the reading before it is decoded (`_ZEROED_RUN`); shorter runs go unnoticed. The
+counts come back in `ScanStats` for the run summary.
 """
 
 from __future__ import annotations
 
+import bisect
 import bz2
 import contextlib
 import glob
@@ -69,6 +83,7 @@ import os
 import re
 import stat
 import sys
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -94,13 +109,52 @@ instructions than 1 MiB on a busy log (a new id every ~1 KB): a chunk's ~500 mat
 the garbage collector's 700-allocation trigger, and its newline flags stay in cache."""
 
 SNIFF_BYTES = 1 << 20
-"""A source is binary if its first SNIFF_BYTES (decompressed) hold no id, a NUL and >= 5% control bytes."""
+"""A source is binary if its first SNIFF_BYTES that are not NUL (decompressed) hold no id, and it starts
+with a binary format's magic bytes or they hold >= 5% control bytes and it a NUL (`_binary_reason`)."""
 
 _GZIP_BLOCK_BYTES = 1 << 18
 """isal decompresses gzip this much at a time in its thread; a truncated file loses at most this much."""
 
 _PIECE_BYTES = 1 << 16
 """Read size from decompressors: a read that meets the damage loses what it decoded, so keep it small."""
+
+_HOLD_BYTES = 1 << 24
+"""A compressed source's new ids wait until this much more text is decoded, or until the zstd frame they
+are in ends clean, before they are yielded: a checksum or CRC fails only at the end of its frame or gzip
+member, once the garbage before it is decoded, and the ids still held then are dropped. 16 MiB of a busy
+log hold ~16,000 new ids (~1.5 MB held); a log of nothing but ids (36 bytes each) ~470,000 (~40 MB)."""
+
+_ZSTD_INPUT_BYTES = 1 << 17
+"""Compressed bytes read at a time for zstd."""
+
+_ZEROED_RUN = 1 << 12
+"""A run of this many zero bytes in zstd data is taken for damage: what a lost 4 KiB block reads back
+as. zstd writes no run that long: the longest seen in its output were ~820 bytes (the entropy-coded
+sequences of logs of near-identical lines, levels 1 to 19). A frame without a checksum decodes zeroed
+literals into garbage without any error (`_ZstdFrames`); shorter zeroed ranges go unnoticed there."""
+_ZEROS = bytes(_ZEROED_RUN)
+
+_LEAD_BYTES = 262
+"""The stream's first bytes that `_binary_reason` looks at: a tar header has `ustar` at 257."""
+
+_BINARY_MAGICS = (
+    (b"\x7fELF", "ELF executable"),
+    (b"\xcf\xfa\xed\xfe", "Mach-O executable"),
+    (b"\xce\xfa\xed\xfe", "Mach-O executable"),
+    (b"\xca\xfe\xba\xbe", "Mach-O executable or Java class"),
+    (b"\x89PNG\r\n\x1a\n", "PNG image"),
+    (b"\xff\xd8\xff", "JPEG image"),
+    (b"GIF87a", "GIF image"),
+    (b"GIF89a", "GIF image"),
+    (b"%PDF-", "PDF document"),
+    (b"PK\x03\x04", "zip archive"),
+    (b"PK\x05\x06", "zip archive"),
+    (b"7z\xbc\xaf\x27\x1c", "7z archive"),
+    (b"Rar!\x1a\x07", "RAR archive"),
+    (b"SQLite format 3\x00", "SQLite database"),
+)
+"""Formats that no log starts with; found by their first bytes even when their other bytes look like
+text (a zip of stored files)."""
 
 _ID_CHAR_CLASS = rb"A-Za-z0-9_\-"
 _ID_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
@@ -254,12 +308,123 @@ def _decoder(file: io.BufferedReader) -> tuple[str, _Reader]:
         # overlaps the regex (a reader thread of ours, doing smaller steps, did not: GIL convoy).
         return "gzip", igzip_threaded.open(file, "rb", threads=1, block_size=_GZIP_BLOCK_BYTES)
     if head.startswith(_ZSTD_MAGIC):
-        return "zstd", zstd.ZstdFile(file)
+        return "zstd", _ZstdFrames(file)
     if head.startswith(_XZ_MAGIC):
         return "xz", lzma.LZMAFile(file)
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in _BZIP2_BLOCK_MAGICS:
         return "bzip2", bz2.BZ2File(file)
     return "text", file
+
+
+class ZeroedData(Exception):
+    """A run of `_ZEROED_RUN` zero bytes in zstd data: lost blocks, read back as zeros."""
+
+
+class _ZstdFrames:
+    """The text of a zstd file's frames, each decoded by its own `ZstdDecompressor`, as `ZstdFile`
+    reads them but for two things. `verified` counts the text of the frames that ended clean, so
+    that the ids of a frame that does not (a failed checksum or content size, a corrupt block) are
+    not yielded (see `_HOLD_BYTES`). And a run of `_ZEROED_RUN` zero bytes stops the reading before
+    it is decoded, with `ZeroedData`: a frame without a checksum decodes zeroed literals into garbage
+    without an error, and the text decoded before the run came from sound bytes (a block is decoded
+    only once all of it is in). So a piece's trailing zeros wait for the next piece.
+    """
+
+    def __init__(self, file: io.BufferedReader) -> None:
+        self.file = file
+        self.decompressor = zstd.ZstdDecompressor()
+        self.frame_fed = False
+        self.produced = 0
+        self.verified = 0
+        """Text bytes, from the start, of the frames that ended clean."""
+        self.read_bytes = 0
+        self.zeros = b""
+        """A piece's trailing zero bytes, shorter than `_ZEROED_RUN`: fed once the next piece shows more."""
+        self.zeroed: ZeroedData | None = None
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        while True:
+            decompressor = self.decompressor
+            if decompressor.eof:  # libzstd checked its content size and checksum, if it has them
+                self.verified = self.produced
+                data = decompressor.unused_data or self._input()
+                if not data:
+                    return 0
+                self.decompressor = decompressor = zstd.ZstdDecompressor()
+            elif decompressor.needs_input:
+                data = self._input()
+                if not data:
+                    if self.frame_fed:
+                        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+                    return 0
+            else:
+                data = b""
+            self.frame_fed = True
+            out = decompressor.decompress(data, len(buffer))
+            if out:
+                size = len(out)
+                buffer[:size] = out
+                self.produced += size
+                if decompressor.eof:
+                    self.verified = self.produced
+                return size
+
+    def _input(self) -> bytes:
+        """The next compressed bytes to decode; b"" at the end; raises `ZeroedData` at a run of zeros."""
+        if self.zeroed is not None:
+            raise self.zeroed
+        while True:
+            piece = self.file.read(_ZSTD_INPUT_BYTES)
+            data = self.zeros + piece if self.zeros else piece
+            offset = self.read_bytes - len(self.zeros)
+            self.read_bytes += len(piece)
+            self.zeros = b""
+            if not piece:
+                return data
+            run = data.find(_ZEROS)
+            if run != -1:
+                self.zeroed = ZeroedData(f"{_ZEROED_RUN:,} or more zero bytes at byte {offset + run:,} "
+                                         f"of the compressed data, as lost blocks read back; stopped there")
+                if run:
+                    return data[:run]
+                raise self.zeroed
+            sound = len(data.rstrip(b"\0"))  # `data` itself, uncopied, when it ends in no zero
+            self.zeros = data[sound:]
+            if sound:
+                return data[:sound]
+
+    def close(self) -> None:
+        self.decompressor = None  # type: ignore[assignment]
+
+
+def _may_be_garbled(error: Exception) -> bool:
+    """Whether the text decoded before `error` may be garbage: a decoder that found its data corrupt
+    (a checksum, CRC, size or block that does not add up) may have decoded garbage before it noticed.
+    A file that ends early, or fails to be read (an OSError with an errno), or holds a run of zeros
+    (`ZeroedData`, raised before them) was decoded from sound bytes up to there."""
+    if isinstance(error, (EOFError, ZeroedData)):
+        return False
+    return not (isinstance(error, OSError) and error.errno is not None)
+
+
+def _binary_reason(lead: bytes, text_bytes: int, nuls: int, control_bytes: int) -> str | None:
+    """Why a source whose sniffed window holds no id is binary, or None if it is text.
+
+    `text_bytes` are the window's bytes that are not NUL, `control_bytes` the control bytes among
+    them (counted from the first chunk with a NUL on). NUL runs alone never make a file binary:
+    logrotate's copytruncate leaves a hole of NULs where the app goes on writing at its old offset,
+    and a UTF-16 text or a file of nothing but NULs holds no id either way. A tar archive is judged
+    with its NULs, as all files were before: its headers are text and NUL padding, so an archive of
+    small files is binary and one of big logs is read.
+    """
+    for magic, what in _BINARY_MAGICS:
+        if lead.startswith(magic):
+            return what
+    if lead[257:262] == b"ustar":
+        return "tar archive" if nuls and (control_bytes + nuls) * 20 >= text_bytes + nuls else None
+    if nuls and text_bytes and control_bytes * 20 >= text_bytes:
+        return "NUL and control bytes"
+    return None
 
 
 # --- scanning --------------------------------------------------------------------------------------
@@ -273,11 +438,19 @@ class _Chunk:
     start: int
     cut: int
     new_bytes: int
-    binary_head: bool
-    """The source's first SNIFF_BYTES, as far as read, hold a NUL and >= 5% control bytes."""
+    origin: int
+    """The offset in the decoded stream of `buffer[0]`."""
+    sniffed: bool
+    """The sniffed window ends with this chunk (or before it): `binary` is the verdict."""
+    binary: str | None
+    """Why the source is binary (`_binary_reason`), if it is and holds no id in the window."""
+    verified: int
+    """Decoded bytes, from the start, that a checksum vouched for (zstd frames that ended clean)."""
     final: bool
     damage: str | None
     """Why the source ended early, on its final chunk."""
+    garbled: bool
+    """The damage may have garbled the text decoded before it, back to `verified` (`_may_be_garbled`)."""
 
 
 def _chunks(reader: _Reader, kind: str, chunk_size: int) -> Iterator[_Chunk]:
@@ -290,28 +463,47 @@ def _chunks(reader: _Reader, kind: str, chunk_size: int) -> Iterator[_Chunk]:
     carried = 0  # bytes at the front of `buffer`, carried over from the previous chunk
     start = 0
     offset = 0
-    nul_seen = False
+    sniffing = True
+    lead = bytearray()
+    text_bytes = 0  # bytes of the sniffed window that are not NUL
+    nuls = 0
     control_bytes = 0
     while True:
         with memoryview(buffer) as view:
             n, eof, error = _fill(reader, view[carried : carried + chunk_size], piece)
         end = carried + n
-        if offset < SNIFF_BYTES:
-            head = slice(carried, min(end, carried + SNIFF_BYTES - offset))
-            nul_seen = nul_seen or buffer.find(b"\0", head.start, head.stop) != -1
-            if nul_seen:  # a copy: only once a NUL shows (with 1 MiB chunks, the whole first MiB)
-                control_bytes += head.stop - head.start - len(buffer[head].translate(None, _CONTROL_BYTES))
         offset += n
         final = eof or error is not None
+        sniffed = False
+        binary = None
+        if sniffing:
+            # The window is the first SNIFF_BYTES that are not NUL, however long the NUL runs before
+            # them: a hole of NULs costs one `find` and one numpy count per chunk (~0.1 ns a byte).
+            if len(lead) < _LEAD_BYTES:
+                lead += buffer[carried : min(end, carried + _LEAD_BYTES - len(lead))]
+            if nuls or buffer.find(b"\0", carried, end) != -1:
+                new = np.frombuffer(buffer, dtype=np.uint8, count=n, offset=carried)
+                not_nul = int(np.count_nonzero(new))
+                if not_nul:  # a copy: only once a NUL shows, and not for a chunk of NULs only
+                    control_bytes += not_nul - len(buffer[carried:end].translate(None, _CONTROL_BYTES))
+                nuls += n - not_nul
+                text_bytes += not_nul
+            else:
+                text_bytes += n
+            if text_bytes >= SNIFF_BYTES or final:
+                sniffing = False
+                sniffed = True
+                binary = _binary_reason(bytes(lead), text_bytes, nuls, control_bytes)
         cut = end
         if not final:
             tail = buffer[max(start, end - _CARRY_RUN) : end]
             run = len(tail) - len(tail.rstrip(_ID_CHARS))
             if run < _CARRY_RUN:
                 cut = end - run
-        binary_head = nul_seen and control_bytes * 20 >= min(offset, SNIFF_BYTES)
         damage = _describe_damage(kind, error) if error is not None else None
-        yield _Chunk(buffer, start, cut, n, binary_head, final, damage)
+        garbled = error is not None and _may_be_garbled(error)
+        verified = getattr(reader, "verified", 0)
+        yield _Chunk(buffer, start, cut, n, offset - end, sniffed, binary, verified, final, damage, garbled)
         if final:
             return
         if cut > start:
@@ -387,29 +579,34 @@ class _Scanner:
                 self.skip(label, error.strerror or str(error))
                 return
             try:
-                scanned, binary, damage = yield from self._scan(_chunks(reader, kind, self.chunk_size), name)
+                chunks = _chunks(reader, kind, self.chunk_size)
+                outcome = yield from self._scan(chunks, name, hold=kind != "text")
             finally:
                 if reader is not file:
                     reader.close()  # type: ignore[attr-defined]  # stops igzip_threaded's thread
         finally:
             if name != _STDIN:
                 file.close()
-        if binary:
-            self.skip(label, f"binary file (NUL and control bytes, no generation id in its first "
+        scanned, damage = outcome.scanned, outcome.damage
+        if outcome.binary:
+            self.skip(label, f"binary file ({outcome.binary}, no generation id in its first "
                              f"{SNIFF_BYTES >> 20} MiB)")
         elif damage is not None and scanned == 0:
             self.skip(label, damage)
         else:
             self.stats.files_read += 1
             self.stats.bytes_read += scanned
-            if damage is not None:
+            if damage is not None and outcome.dropped_ids:
+                dropped = f"{outcome.dropped_ids:,} ids found in the last {outcome.dropped_bytes:,} bytes"
+                self._warning(f"{label}: {damage} after {scanned:,} bytes; dropped the {dropped}, which the "
+                              f"damage may have garbled; kept the ids found before")
+            elif damage is not None:
                 self._warning(f"{label}: {damage} after {scanned:,} bytes; kept the ids found before")
 
     def _scan(
-        self, chunks: Iterator[_Chunk], source: str
-    ) -> Generator[tuple[list[str], list[str]], None, tuple[int, bool, str | None]]:
-        """Yield one source's first sightings, as (ids, sources) per chunk; return (bytes scanned,
-        binary, damage or None).
+        self, chunks: Iterator[_Chunk], source: str, *, hold: bool
+    ) -> Generator[tuple[list[str], list[str]], None, _Outcome]:
+        """Yield one source's first sightings, as (ids, sources) per chunk; return what became of it.
 
         Batch work per chunk, with no Python step per byte or per line and as few as possible per
         id, because a busy log holds a new id every ~1 KB (a million per GB), each costing on top of
@@ -419,6 +616,11 @@ class _Scanner:
         slower than `findall`, far cheaper than searching for the ids again), so a chunk uses
         `finditer` when the previous one had a new id (they come in runs) and `findall` otherwise,
         running `finditer` as well only on the chunk where new ids resume.
+
+        With `hold` (a compressed source), a chunk's new ids wait in `held` until a check vouches
+        for the text they were found in (their zstd frame ended clean) or `_HOLD_BYTES` more of it
+        is decoded; damage that may have garbled the text (a failed checksum or CRC) drops the ids
+        still waiting, and takes them out of `seen` again, so that a later file may still give them.
         """
         seen = self.seen
         stats = self.stats
@@ -426,8 +628,8 @@ class _Scanner:
         lines_before = 0
         scanned = 0
         sightings = 0
-        sniffing = True
         dense = True
+        held: deque[_Held] = deque()
         with contextlib.closing(chunks):
             for chunk in chunks:
                 buffer, start, cut = chunk.buffer, chunk.start, chunk.cut
@@ -445,20 +647,78 @@ class _Scanner:
                 if fresh:
                     if matches is None:
                         matches = list(_ID_RE.finditer(buffer, start, cut))
-                    lines, lines_before = _lines(text, [matches[i].start() for i in fresh], start, lines_before)
+                    offsets = [matches[i].start() for i in fresh]
+                    lines, lines_before = _lines(text, offsets, start, lines_before)
                     new_keys = keys if len(fresh) == len(keys) else [keys[i] for i in fresh]
-                    ids = b"\n".join(new_keys).decode("ascii").split("\n")
-                    stats.ids_found += len(ids)
-                    yield ids, [f"{prefix}{line}" for line in lines]
+                    if hold:  # bytes and ints until released: fewer, smaller objects to keep than strings
+                        held.append(_Held(chunk.origin, offsets, new_keys, lines))
+                    else:
+                        ids = b"\n".join(new_keys).decode("ascii").split("\n")
+                        stats.ids_found += len(ids)
+                        yield ids, [f"{prefix}{line}" for line in lines]
                 elif cut > start:
                     lines_before += int(np.count_nonzero(text == _NEWLINE))
-                if sniffing and (scanned >= SNIFF_BYTES or chunk.final):
-                    sniffing = False
-                    if chunk.binary_head and not sightings:
-                        return scanned, True, None
+                if held:
+                    # The text before `sound` is vouched for by a check, or lies far enough behind
+                    # the decoder; an end without damage, or with one that garbles nothing, vouches for all.
+                    if chunk.final and not chunk.garbled:
+                        sound = scanned
+                    else:
+                        sound = max(chunk.verified, scanned - _HOLD_BYTES)
+                    yield from _release(held, sound, prefix, stats)
+                    if chunk.final and held:  # found after `sound`, and the damage may have garbled them
+                        for batch in held:
+                            seen.difference_update(batch.keys)
+                        dropped = sum(len(batch.keys) for batch in held)
+                        return _Outcome(scanned, damage=chunk.damage, dropped_ids=dropped,
+                                        dropped_bytes=scanned - sound)
+                if chunk.sniffed and chunk.binary and not sightings:
+                    return _Outcome(scanned, binary=chunk.binary)
                 if chunk.final:
-                    return scanned, False, chunk.damage
-        return scanned, False, None
+                    return _Outcome(scanned, damage=chunk.damage)
+        return _Outcome(scanned)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    scanned: int
+    """Bytes of text scanned."""
+    binary: str | None = None
+    """Why the source was found binary (then it is skipped)."""
+    damage: str | None = None
+    dropped_ids: int = 0
+    """New ids found after the text last vouched for, before damage that may have garbled it."""
+    dropped_bytes: int = 0
+
+
+@dataclass(slots=True)
+class _Held:
+    """A chunk's new ids, not yielded yet: `offsets` are theirs in the buffer, which starts at `origin`."""
+
+    origin: int
+    offsets: list[int]
+    keys: list[bytes]
+    lines: list[int]
+
+
+def _release(
+    held: deque[_Held], sound: int, prefix: str, stats: ScanStats
+) -> Iterator[tuple[list[str], list[str]]]:
+    """Yield the held ids that end by `sound` bytes into the text, oldest first."""
+    while held:
+        batch = held[0]
+        count = bisect.bisect_right(batch.offsets, sound - batch.origin - _ID_LEN)
+        if count == 0:
+            return
+        keys, lines = batch.keys, batch.lines
+        if count == len(keys):
+            held.popleft()
+        else:  # the frame that vouches for the text ends inside this chunk
+            keys, lines = keys[:count], lines[:count]
+            del batch.offsets[:count], batch.keys[:count], batch.lines[:count]
+        ids = b"\n".join(keys).decode("ascii").split("\n")
+        stats.ids_found += len(ids)
+        yield ids, [f"{prefix}{line}" for line in lines]
 
 
 def _first_sightings(keys: list[bytes], seen: set[bytes]) -> Sequence[int]:

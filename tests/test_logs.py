@@ -13,9 +13,15 @@ import gzip
 import io
 import lzma
 import os
+import random
 import re
+import string
+import struct
 import sys
+import tarfile
 import threading
+import zipfile
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -268,8 +274,11 @@ def with_line_numbers(found: list[FoundId]) -> list[tuple[str, int]]:
 def fresh_ids_with_lines(data: bytes) -> list[tuple[str, int]]:
     """The reference: the id regex over the whole text at once, first sightings, 1-based lines."""
     out: dict[str, int] = {}
+    line, counted = 1, 0
     for match in logs._ID_RE.finditer(data):
-        out.setdefault(match[0].decode(), data.count(b"\n", 0, match.start()) + 1)
+        line += data.count(b"\n", counted, match.start())
+        counted = match.start()
+        out.setdefault(match[0].decode(), line)
     return list(out.items())
 
 
@@ -387,6 +396,83 @@ def test_a_corrupt_zstd_file_is_skipped_with_a_warning(tmp_path):
     assert stats.warnings[0].startswith(f"{corrupt}: skipped: truncated or corrupt zstd data (ZstdError")
 
 
+def app_log(count: int, seed: int = 0) -> bytes:
+    """A busy app's log: a request a line, each with its own random id, as the live ones are."""
+    rng = random.Random(seed)
+    alnum = string.ascii_letters + string.digits
+    return "".join(
+        f"2026-02-24T21:{n // 60 % 60:02d}:{n % 60:02d}Z INFO request={n} model=openai/gpt-4o "
+        f"id=gen-{1771900000 + n}-{''.join(rng.choices(alnum, k=20))} tokens={rng.randrange(10, 5000)}\n"
+        for n in range(count)
+    ).encode()
+
+
+def zeroed(data: bytes, at: int, size: int) -> bytes:
+    """`data` with `size` bytes from `at` on read back as zeros, as from a lost storage block."""
+    return data[:at] + bytes(size) + data[at + size :]
+
+
+def zstd_frame(data: bytes, *, checksum: bool) -> bytes:
+    return zstd.compress(data, options={zstd.CompressionParameter.checksum_flag: int(checksum)})
+
+
+@pytest.mark.parametrize("where", [0.25, 0.6, 0.9])  # elsewhere, the damaged block fails to decode at once
+@pytest.mark.parametrize("checksum", [False, True], ids=["no-checksum", "checksum"])
+def test_a_zstd_file_with_a_zeroed_block_yields_only_ids_that_were_logged(tmp_path, checksum, where):
+    """A lost 4 KiB block reads back as zeros. zstd decodes zeroed literals into garbage without an
+    error when the frame has no checksum (the content size still matches), and with one it says so
+    only at the frame's end: the garbage held ids that no request had, each a week of 404 retries.
+    The ids before the damage are kept, in order, on their lines; the next file is still read."""
+    text = app_log(20_000)
+    packed = zstd_frame(text, checksum=checksum)
+    damaged = write(tmp_path / "app.log.zst", zeroed(packed, int(len(packed) * where) // 4096 * 4096, 4096))
+    intact = write(tmp_path / "later.log", f"{ID_A}\n")
+
+    found, stats = scan(damaged, intact)
+
+    assert found[-1] == (ID_A, f"{intact}:1")
+    kept = with_line_numbers(found[:-1])
+    assert kept == fresh_ids_with_lines(text)[: len(kept)]  # no id that was not logged, none out of place
+    assert len(kept) > 20_000 * where / 2
+    [warning] = stats.warnings
+    assert warning.startswith(f"{damaged}: truncated or corrupt zstd data (ZeroedData: 4,096 or more zero bytes")
+
+
+def test_a_zstd_frame_that_fails_its_checksum_gives_none_of_its_ids_and_the_frames_before_all_theirs(tmp_path):
+    """64 zeroed bytes garble a frame without a sign until its checksum fails at the frame's end:
+    the ids decoded from a frame are held until it ends clean, and dropped when it does not; the
+    frames before it ended clean and keep every id."""
+    text = app_log(20_000)
+    lines = text.splitlines(keepends=True)
+    parts = [b"".join(lines[i : i + 4000]) for i in range(0, 20_000, 4000)]  # one frame each
+    frames = [zstd_frame(part, checksum=True) for part in parts]
+    at = len(frames[0]) + len(frames[1]) + len(frames[2]) * 3 // 10
+    damaged = write(tmp_path / "app.log.zst", zeroed(b"".join(frames), at, 64))
+
+    found, stats = scan(damaged)
+
+    assert with_line_numbers(found) == fresh_ids_with_lines(parts[0] + parts[1])
+    [warning] = stats.warnings
+    assert warning.startswith(f"{damaged}: truncated or corrupt zstd data (ZstdError")
+    assert "checksum" in warning and "dropped the " in warning
+
+
+def test_a_gzip_file_that_fails_its_crc_yields_no_id_from_the_part_the_crc_covers(tmp_path):
+    """gzip checks a member's CRC only at its end, after the garbage is decoded: the ids of the last
+    16 MiB are held until then, so a log of a few MB that fails it gives none, not ids never logged."""
+    text = app_log(20_000)
+    packed = gzip.compress(text)
+    damaged = write(tmp_path / "app.log.gz", zeroed(packed, len(packed) * 6 // 10, 8))
+    intact = write(tmp_path / "later.log", f"{ID_A}\n")
+
+    found, stats = scan(damaged, intact)
+
+    assert found == [(ID_A, f"{intact}:1")]
+    [warning] = stats.warnings
+    assert warning.startswith(f"{damaged}: truncated or corrupt gzip data (BadGzipFile: CRC check failed")
+    assert "dropped the " in warning
+
+
 def test_missing_paths_empty_globs_and_unreadable_files_are_skipped_one_warning_each(tmp_path, monkeypatch):
     good = write(tmp_path / "good.log", f"{ID_A}\n")
     locked = write(tmp_path / "locked.log", f"{ID_B}\n")
@@ -421,6 +507,100 @@ def test_a_binary_file_is_skipped_but_a_log_with_a_stray_nul_is_read(tmp_path):
         f"{binary}: skipped: binary file (NUL and control bytes, no generation id in its first 1 MiB)"
     ]
     assert (stats.files_read, stats.files_skipped) == (2, 1)
+
+
+def sparse_file(path: Path, hole_bytes: int, text: bytes) -> Path:
+    """`truncate -s <hole_bytes> app.log; cat more.log >> app.log`: what copytruncate leaves."""
+    with open(path, "wb") as log:
+        log.truncate(hole_bytes)
+    with open(path, "ab") as log:
+        log.write(text)
+    return path
+
+
+@pytest.mark.parametrize("chunk_size", [logs.CHUNK_BYTES, 4096])
+def test_a_log_rotated_by_copytruncate_is_read_past_its_hole_of_nul_bytes(tmp_path, chunk_size):
+    """logrotate's `copytruncate` empties the log while the app goes on writing at its old offset:
+    the file becomes a sparse hole of NULs, then the new lines. The hole is no sign of a binary file,
+    and holds no newline: the first line after it is line 1."""
+    more = lines_with_ids(5000)
+    path = sparse_file(tmp_path / "app.log", 5 << 20, more)
+
+    found, stats = scan(path, chunk_size=chunk_size)
+
+    assert len(found) == 5000
+    assert with_line_numbers(found) == fresh_ids_with_lines(more)
+    assert (stats.files_read, stats.files_skipped, stats.warnings) == (1, 0, [])
+
+
+def test_nul_runs_anywhere_in_a_log_leave_its_ids_and_lines_alone(tmp_path):
+    """Lines written at offset 0 after the truncation (by a second writer), then the hole, then the
+    app's lines; and a log that nothing was written to since: all hole, read, no ids, no warning."""
+    mixed = write(tmp_path / "mixed.log", b"logger: restarted\n\n" + bytes(3 << 20) + f"x\n{ID_B} {ID_C}\n".encode())
+    hole_only = sparse_file(tmp_path / "hole.log", 2 << 20, b"")
+
+    found, stats = scan(mixed, hole_only)
+
+    assert found == [(ID_B, f"{mixed}:4"), (ID_C, f"{mixed}:4")]
+    assert (stats.files_read, stats.files_skipped, stats.warnings) == (2, 0, [])
+
+
+def png_image(rng: random.Random) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = b"".join(b"\0" + rng.randbytes(3 * 256) for _ in range(256))  # 256x256 RGB noise
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 256, 256, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def tar_archive(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def zip_archive(members: dict[str, bytes], method: int) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=method) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+NO_ID_LOG = b"".join(b"2026-02-24T21:19:%02dZ INFO request %d done in 12 ms\n" % (n % 60, n) for n in range(300))
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [
+        pytest.param("python", None, "ELF executable",  # this interpreter's own executable
+                     marks=pytest.mark.skipif(sys.platform != "linux", reason="an ELF file on Linux only")),
+        ("noise.png", png_image, "PNG image"),
+        ("photo.jpg", lambda rng: b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+                                  + rng.randbytes(200_000) + b"\xff\xd9", "JPEG image"),
+        ("logs.zip", lambda rng: zip_archive({"app.log": NO_ID_LOG, "b.log": NO_ID_LOG}, zipfile.ZIP_DEFLATED),
+         "zip archive"),
+        # stored, the members are plain text: only the magic bytes tell
+        ("stored.zip", lambda rng: zip_archive({"app.log": NO_ID_LOG}, zipfile.ZIP_STORED), "zip archive"),
+        ("logs.tar", lambda rng: tar_archive({"a.log": NO_ID_LOG[:900], "b.log": NO_ID_LOG[:500]}), "tar archive"),
+        ("disk.img", lambda rng: bytes(2 << 20) + rng.randbytes(300_000), "NUL and control bytes"),
+    ],
+    ids=["elf", "png", "jpeg", "zip", "stored-zip", "tar", "nul-run-then-noise"],
+)
+def test_real_binaries_are_still_skipped_whatever_their_nul_runs(tmp_path, name, make, reason):
+    """NUL runs no longer make a file binary, but executables, images and archives still are: by
+    their magic bytes, or by the control bytes among the bytes that are not NUL."""
+    path = Path(os.path.realpath(sys.executable)) if make is None else write(tmp_path / name, make(random.Random(7)))
+
+    found, stats = scan(path)
+
+    assert found == []
+    assert stats.warnings == [f"{path}: skipped: binary file ({reason}, no generation id in its first 1 MiB)"]
 
 
 def test_folders_are_read_recursively_in_sorted_order_and_globs_expand_sorted(tmp_path):
