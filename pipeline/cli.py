@@ -6,10 +6,14 @@ also leaves its traceback in a file (errors.write_traceback) unless --debug prin
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -145,7 +149,11 @@ def report_command(name: str | None, list_reports: bool, since: str | None, unti
 @click.argument("sql")
 @_read_options
 def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str) -> None:
-    """Run one read-only SQL statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE); '-' reads it from stdin."""
+    """Run one read-only SQL statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE); '-' reads it from stdin.
+
+    Only the warehouse can be read: the query runs with DuckDB's external access off, so it can
+    neither write a file nor read another one (COPY, ATTACH, INSTALL, read_csv are refused).
+    """
     import duckdb
 
     from pipeline import output, reports
@@ -200,6 +208,7 @@ def ids_command(paths: tuple[str, ...], since, until, with_source: bool, count: 
 
     from pipeline.logs import ScanStats, find_ids
 
+    _refuse_closed_stdin(paths)
     stats = ScanStats()
     found = find_ids(paths, since=since, until=until, stats=stats,
                      warn=lambda message: click.echo(f"warning: {message}", err=True))
@@ -220,14 +229,26 @@ def ids_command(paths: tuple[str, ...], since, until, with_source: bool, count: 
         raise _InputError("no source could be read" if stats.warnings else "no files in the given folders")
 
 
+def _refuse_closed_stdin(paths: tuple[str, ...]) -> None:
+    if "-" in paths and (sys.stdin is None or sys.stdin.closed):
+        raise click.UsageError("'-' reads ids from stdin, but stdin is closed")
+
+
+def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    try:
+        return None if value is None else config.check_base_url(value)
+    except config.BaseUrlError as e:
+        raise click.BadParameter(str(e)) from None  # never echo the URL: it may hold a password
+
+
 _WAREHOUSE_OPTION = _warehouse_option("The DuckDB file (ingest creates it on first use).")
 
 
 @cli.command("ingest")
 @click.argument("paths", nargs=-1, required=True)
 @_WAREHOUSE_OPTION
-@click.option("--base-url", envvar="OPENROUTER_BASE_URL", show_envvar=True, default=None,
-              help="API base URL [default: https://openrouter.ai/api/v1].")
+@click.option("--base-url", envvar=config.BASE_URL_VARIABLE, show_envvar=True, default=None, callback=_base_url,
+              help=f"API base URL, without credentials [default: {config.DEFAULT_BASE_URL}].")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True, help="Requests in flight.")
 @click.option("--max-rps", type=click.FloatRange(min=0.1), default=None, help="Cap on requests per second.")
 @_SINCE_OPTION
@@ -238,7 +259,8 @@ _WAREHOUSE_OPTION = _warehouse_option("The DuckDB file (ingest creates it on fir
               help="Results per warehouse transaction.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Seconds to wait for another writer to release the warehouse.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the run summary as JSON on stdout (an error as {\"outcome\": \"error\", ...}).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary on stderr.")
 def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None, concurrency: int,
                    max_rps: float | None, since, until, refresh: bool, dry_run: bool, batch_size: int,
@@ -250,11 +272,18 @@ def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None,
     """
     from pipeline import ingest, progress, warehouse as wh
 
+    _refuse_closed_stdin(paths)
+
+    def fail(error: click.ClickException) -> NoReturn:
+        if as_json:  # a monitor reading stdout gets an answer in every case
+            click.echo(json.dumps({"outcome": "error", "exit_code": error.exit_code, "error": error.format_message()}))
+        raise error
+
     try:
         api_key = config.api_key()
     except config.ApiKeyError as e:
         if not dry_run:
-            raise click.UsageError(str(e)) from None
+            fail(click.UsageError(str(e)))
         api_key = None
     options = ingest.IngestOptions(
         paths=paths, warehouse_path=Path(warehouse), base_url=base_url, concurrency=concurrency, max_rps=max_rps,
@@ -262,9 +291,11 @@ def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None,
         lock_timeout_s=lock_timeout)
     display = progress.progress_display(quiet=quiet)
     try:
-        summary = ingest.ingest(options, api_key=api_key, on_progress=display)
+        with _sigterm_as_interrupt():
+            summary = ingest.ingest(options, api_key=api_key, on_progress=display)
     except wh.WarehouseError as exc:
-        raise _InputError(str(exc)) from None
+        display.close()
+        fail(_InputError(str(exc)))
     except ingest.IngestCrashed as exc:
         raise _IngestCrashed(f"ingest run {exc.run_id}: {exc}") from exc.__cause__
     finally:
@@ -278,6 +309,20 @@ def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None,
 
 class _IngestCrashed(_Reported):
     pass
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (systemd's stop, `timeout`) ends an ingest as Ctrl-C does: the batch in flight is
+    written, the run recorded as interrupted, exit 1."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @cli.command("status")

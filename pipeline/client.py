@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -113,6 +114,11 @@ class FatalAPIError(Exception):
         super().__init__(f"OpenRouter {what} (HTTP {status}: {api_message}); {key_hint}")
 
 
+class APIUnreachableError(Exception):
+    """No answer from the API for a while, every request failing to connect or timing out: stop
+    the run (a circuit breaker) rather than mark every id failed against an API that is down."""
+
+
 MissingAPIKeyError = config.ApiKeyError  # no key given and OPENROUTER_API_KEY unset or empty, or unusable
 
 
@@ -124,14 +130,21 @@ class RetryPolicy:
     # can take seconds to minutes to appear), every other retried answer toward `max_attempts`.
     max_attempts: int = 6
     not_found_attempts: int = 4
+    # 429s spend a budget of their own: a rate limit says "slower", not "this id is broken", and the
+    # adaptive rate (below) slows the whole client down; the budget only bounds a pathological API.
+    rate_limited_attempts: int = 40
+    # The circuit breaker: no answer at all (connection failures, timeouts) for this long, over at
+    # least this many requests in a row, stops the run with APIUnreachableError.
+    unreachable_after_s: float = 30.0
+    unreachable_min_failures: int = 20
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     # Longest server-requested wait honoured; longer ones end the id as Failed (see module doc).
     max_wait_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.not_found_attempts < 1:
-            raise ValueError("max_attempts and not_found_attempts must be at least 1")
+        if self.max_attempts < 1 or self.not_found_attempts < 1 or self.rate_limited_attempts < 1:
+            raise ValueError("max_attempts, not_found_attempts and rate_limited_attempts must be at least 1")
         if self.backoff_initial_s < 0 or self.backoff_max_s < 0 or self.max_wait_s < 0:
             raise ValueError("waits must not be negative")
 
@@ -155,6 +168,8 @@ class ClientStats:
     shared_waits: int = 0
     # Ids answered Failed without a request because the API asked for a wait over max_wait_s.
     refused_locally: int = 0
+    # The requests-per-second the adaptive rate settled at; None while no 429 has set one.
+    adaptive_rps: float | None = None
     by_status: Counter[int] = field(default_factory=Counter)
 
 
@@ -201,13 +216,17 @@ class OpenRouterClient:
         api_key = self._api_key = key.value
         self._key_source = key.source
         self._key_hint = key.hint
-        self.base_url = (base_url or os.environ.get(config.BASE_URL_VARIABLE) or config.DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = config.check_base_url(
+            base_url or os.environ.get(config.BASE_URL_VARIABLE) or config.DEFAULT_BASE_URL).rstrip("/")
         self.policy = policy
         self.stats = ClientStats()
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
         self._limiter = _limiter(max_rps) if max_rps is not None else None
+        self._adaptive = AdaptiveRate(clock=time.monotonic if clock is time.time else clock, sleep=sleep)
+        self._breaker = _Breaker(unreachable_after_s=policy.unreachable_after_s,
+                                 min_failures=policy.unreachable_min_failures)
         self._not_before = 0.0  # shared across requests: set by 429s and Retry-After
         self._consecutive_429s = 0  # across the client, since its last 200
         self._fatal: FatalAPIError | None = None
@@ -264,7 +283,8 @@ class OpenRouterClient:
         """The retry policy of the design, in one loop (see the module docstring)."""
         policy = self.policy
         attempts = 0
-        not_found = 0  # attempts answered 404; the others spend max_attempts
+        not_found = 0  # attempts answered 404; they spend not_found_attempts
+        rate_limited = 0  # attempts answered 429; they spend rate_limited_attempts; the rest max_attempts
         while True:
             if self._refusal is not None and self._clock() < self._refuse_until:
                 self.stats.refused_locally += 1
@@ -279,6 +299,11 @@ class OpenRouterClient:
                 async with slots:
                     verdict = await self._attempt(url, generation_id)
 
+            if verdict.status is None:
+                self._breaker.failed(self._clock())
+            else:
+                self._breaker.answered()
+                self._adaptive.answered(rate_limited=verdict.status == 429)
             if verdict.kind == "loaded":
                 self._consecutive_429s = 0
                 return Loaded(generation_id, verdict.body, attempts)
@@ -297,6 +322,8 @@ class OpenRouterClient:
                 return self._refuse(generation_id, attempts, verdict, server_wait_s)
             if verdict.status == 429:
                 self._consecutive_429s += 1
+                rate_limited += 1
+                self.stats.adaptive_rps = self._adaptive.rps
             if server_wait_s is not None:
                 # The server named the time (a reset already past, or `Retry-After: 0`, means now).
                 wait_s, shared = server_wait_s, server_wait_s > 0
@@ -311,8 +338,15 @@ class OpenRouterClient:
                 # The server spoke to the client, not to this id: every request waits (in
                 # _wait_turn), even when this id has no attempts left.
                 self._not_before = max(self._not_before, self._clock() + wait_s)
-            if verdict.kind != "not_found" and attempts - not_found >= policy.max_attempts:
+            if (verdict.kind != "not_found" and verdict.status != 429
+                    and attempts - not_found - rate_limited >= policy.max_attempts) or (
+                    rate_limited >= policy.rate_limited_attempts):
                 return Failed(generation_id, attempts, verdict.status, f"{verdict.error} (after {attempts} attempts)")
+            if (down_since := self._breaker.down_since()) is not None:
+                raise APIUnreachableError(
+                    f"API unreachable since {datetime.fromtimestamp(down_since, timezone.utc):%Y-%m-%d %H:%M:%S} UTC "
+                    f"({self._breaker.failures:,} connection failures or timeouts in a row, no answer for "
+                    f"{self._clock() - down_since:.0f} s): stopped; the ids not loaded stay queued for the next run")
             self.stats.retries += 1
             log.debug("retrying %s in %.2f s after %s (attempt %d)", generation_id, wait_s, verdict.error, attempts)
             if not shared:
@@ -329,6 +363,9 @@ class OpenRouterClient:
     async def _attempt(self, url: str, generation_id: str) -> _Verdict:
         if self._fatal is not None:  # the key was refused: no request of this client may follow
             raise self._fatal
+        # Paced here, right before sending (a request slot held): paced earlier, the ids that passed
+        # while the rate was still unlimited would all go out together once slots freed up.
+        await self._adaptive.acquire()
         self.stats.requests += 1
         request = httpx.Request("GET", url + quote(generation_id, safe=""), headers=self._headers, extensions=self._extensions)
         try:
@@ -380,6 +417,108 @@ class OpenRouterClient:
     def _redact(self, text: str) -> str:
         """API error texts are echoed to users; never let them carry the key back out."""
         return text.replace(self._api_key, "[redacted]") if self._api_key in text else text
+
+
+class AdaptiveRate:
+    """The rate the API tolerates, found from its answers. Unlimited until 429s make up more than
+    `rate_limited_share` of the last `window_answers` answers (within `window_s`): then the rate is set just under the rate at which the API answered
+    anything but 429 over those answers (a server-side limit lets that many through, whatever we
+    send), at most once per `decrease_every_s`; between 429s it grows by `increase_share_per_s`
+    of itself (at least 1 request/s) per second, probing for more. A share, not any 429: an API
+    that answers a few 429s at any rate (a flaky upstream) says nothing about speed, and the rate
+    it sets is the rate of successes, so such 429s barely move it.
+    OpenRouter documents no limit for `/generation`, so none is assumed; `--max-rps` stays a hard
+    cap on top (aiolimiter). A pacer, not a bucket: requests are spaced 1/rate apart (no bursts,
+    which a per-second server limit punishes), and a new rate applies at once, which aiolimiter's
+    fixed rate cannot do; hence this small class."""
+
+    def __init__(self, *, clock: Callable[[], float], sleep: Sleep, rate_limited_share: float = 0.15,
+                 window_answers: int = 100, window_s: float = 10.0, rate_window_s: float = 2.0,
+                 below_success_rate: float = 0.9, increase_share_per_s: float = 0.01,
+                 decrease_every_s: float = 1.0, min_rps: float = 1.0) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._share = rate_limited_share
+        self._window_answers = window_answers
+        self._window_s = window_s
+        self._rate_window_s = rate_window_s
+        self._below = below_success_rate
+        self._increase = increase_share_per_s
+        self._decrease_every_s = decrease_every_s
+        self._min_rps = min_rps
+        self.rps: float | None = None  # None: unlimited
+        self._decreased_at = -math.inf
+        self._increased_at = 0.0
+        self._next_send = 0.0
+        self._answers: deque[tuple[float, bool]] = deque()  # (when, was a 429), oldest first
+        self._rate_limited = 0
+        self._let_through: deque[float] = deque()  # when each answer other than 429 came, last rate_window_s
+        self._first_answer_at: float | None = None
+
+    def answered(self, *, rate_limited: bool) -> None:
+        now = self._clock()
+        if self._first_answer_at is None:
+            self._first_answer_at = now
+        if not rate_limited:
+            self._let_through.append(now)
+        while self._let_through and now - self._let_through[0] > self._rate_window_s:
+            self._let_through.popleft()
+        self._answers.append((now, rate_limited))
+        self._rate_limited += rate_limited
+        while self._answers and (len(self._answers) > self._window_answers or now - self._answers[0][0] > self._window_s):
+            self._rate_limited -= self._answers.popleft()[1]
+        if rate_limited:
+            # Judged on a full window (or half its time): a few random 429s in a small sample must
+            # not read as a limit (at 6% random 429s, 15 of 100 happens less than once in 1,000).
+            judged = len(self._answers) == self._window_answers or now - self._answers[0][0] >= self._window_s / 2
+            if (judged and self._rate_limited > self._share * len(self._answers)
+                    and now - self._decreased_at >= self._decrease_every_s):
+                span_s = max(min(now - self._first_answer_at, self._rate_window_s), 0.05)
+                let_through_rps = len(self._let_through) / span_s
+                self.rps = max(self._min_rps, self._below * let_through_rps)
+                self._decreased_at = self._increased_at = now
+                self._answers.clear()  # judge the new rate by its own answers
+                self._rate_limited = 0
+        elif self.rps is not None:
+            self.rps += max(1.0, self._increase * self.rps) * (now - self._increased_at)
+            self._increased_at = now
+
+    async def acquire(self) -> None:
+        if self.rps is None:
+            return
+        now = self._clock()
+        send_at = max(now, self._next_send)
+        self._next_send = send_at + 1.0 / self.rps
+        if send_at > now:
+            await self._sleep(send_at - now)
+
+
+class _Breaker:
+    """Trips when every request for `unreachable_after_s` (and at least `min_failures` in a row)
+    failed to connect or timed out: the API is down, not slow."""
+
+    def __init__(self, *, unreachable_after_s: float, min_failures: int) -> None:
+        self._after_s = unreachable_after_s
+        self._min_failures = min_failures
+        self.failures = 0
+        self._first_failure_at: float | None = None
+        self._last_failure_at = 0.0
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        if self._first_failure_at is None:
+            self._first_failure_at = now
+        self._last_failure_at = now
+
+    def answered(self) -> None:
+        self.failures = 0
+        self._first_failure_at = None
+
+    def down_since(self) -> float | None:
+        if (self._first_failure_at is not None and self.failures >= self._min_failures
+                and self._last_failure_at - self._first_failure_at >= self._after_s):
+            return self._first_failure_at
+        return None
 
 
 def _limiter(max_rps: float) -> AsyncLimiter:

@@ -99,6 +99,27 @@ def api_key(
     return ApiKey(value, source)
 
 
+class BaseUrlError(ValueError):
+    """A base URL orusage will not use: not http(s), or carrying credentials."""
+
+
+def check_base_url(url: str) -> str:
+    """`url` if usable. Credentials in it (`http://user:pass@host`) are refused: the API's only
+    credential is the key, and a URL is printed, logged and stored in `ingest_runs`."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise BaseUrlError("the base URL is not a valid URL") from None
+    if parts.username is not None or parts.password is not None:
+        raise BaseUrlError("the base URL must not carry a user name or password (the API key is the only credential)")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BaseUrlError(f"the base URL must be http:// or https:// with a host, not {parts.scheme or 'no scheme'}")
+    return url
+
+
 # --- time bounds -------------------------------------------------------------------------------
 
 

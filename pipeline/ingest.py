@@ -11,14 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pipeline import config, errors, warehouse
-from pipeline.client import FatalAPIError, Failed, Loaded, NotFound, OpenRouterClient, Outcome, RetryPolicy
+from pipeline.client import (
+    APIUnreachableError,
+    Failed,
+    FatalAPIError,
+    Loaded,
+    NotFound,
+    OpenRouterClient,
+    Outcome,
+    RetryPolicy,
+)
 from pipeline.fetch import fetch_generations
 from pipeline.logs import ScanStats, find_ids
 from pipeline.normalize import normalize_bodies
@@ -70,6 +82,9 @@ class Progress:
     requests: int = 0
     retries: int = 0
     responses_429: int = 0
+    settled_rps: float | None = None  # the adaptive rate after the run's 429s (None: none came)
+    waiting: int = 0  # failed ids in the queue after the run (this run's and earlier ones)
+    next_due_at: datetime | None = None  # when the first of them is due again
     started_monotonic: float = field(default_factory=time.monotonic)
 
     @property
@@ -84,6 +99,7 @@ OUTCOME_EXIT_CODES: dict[str, config.ExitCode] = {
     "interrupted": config.ExitCode.SOME_FAILED,
     "no_input": config.ExitCode.USAGE,
     "key_refused": config.ExitCode.KEY_REFUSED,
+    "api_unreachable": config.ExitCode.SOME_FAILED,
     "crashed": config.ExitCode.CRASHED,
 }
 
@@ -129,6 +145,9 @@ class RunSummary:
             "requests": p.requests,
             "retries": p.retries,
             "responses_429": p.responses_429,
+            "settled_rps": None if p.settled_rps is None else round(p.settled_rps, 1),
+            "failed_waiting": p.waiting,
+            "next_due_at": p.next_due_at.isoformat() if p.next_due_at else None,
             "files_read": self.scan.files_read,
             "files_skipped": self.scan.files_skipped,
             "bytes_read": self.scan.bytes_read,
@@ -145,12 +164,17 @@ def ingest(
     on_progress: ProgressCallback | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> RunSummary:
-    """Run the whole line once. Raises warehouse errors (locked, too new) before any work."""
-    con = warehouse.connect(options.warehouse_path, lock_timeout_s=options.lock_timeout_s)
-    try:
+    """Run the whole line once. Raises warehouse errors (locked, too new) before any work.
+
+    A dry run never creates the warehouse: without one, it counts against an empty warehouse made
+    in a temporary folder."""
+    with contextlib.ExitStack() as stack:
+        path = options.warehouse_path
+        if options.dry_run and not path.exists():
+            path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="orusage-dry-run-"))) / path.name
+        con = warehouse.connect(path, lock_timeout_s=options.lock_timeout_s)
+        stack.callback(con.close)
         return _ingest(con, options, api_key=api_key, on_progress=on_progress or (lambda _: None), warn=warn)
-    finally:
-        con.close()
 
 
 def _ingest(con, options: IngestOptions, *, api_key, on_progress: ProgressCallback, warn) -> RunSummary:
@@ -159,6 +183,12 @@ def _ingest(con, options: IngestOptions, *, api_key, on_progress: ProgressCallba
     run_id = warehouse.start_run(con, options=options.for_the_record())
     try:
         return _run(con, run_id, options, api_key, progress, scan, on_progress, warn)
+    except KeyboardInterrupt:  # while the logs were read (the fetch handles its own): nothing fetched
+        if options.dry_run:
+            con.execute("rollback")
+        summary = RunSummary(run_id, "interrupted", progress, scan, {}, "interrupted")
+        warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
+        return summary
     except Exception as exc:
         message = errors.described(exc)
         summary = RunSummary(run_id, "crashed", progress, scan, {}, message)
@@ -241,6 +271,7 @@ async def _fetch_and_load(
 ) -> tuple[str, str | None]:
     """Fetch the due ids and load them batch by batch; returns (outcome, error)."""
     writer = _BatchWriter(warehouse.cursor(con), run_id)
+    _cancel_on_sigterm()
     pending: list[Outcome] = []
     last_flush = time.monotonic()
     outcome, error = "ok", None
@@ -257,6 +288,8 @@ async def _fetch_and_load(
                     on_progress(progress)
         except FatalAPIError as exc:
             outcome, error = "key_refused", str(exc)
+        except APIUnreachableError as exc:
+            outcome, error = "api_unreachable", str(exc)
         except (KeyboardInterrupt, asyncio.CancelledError):
             outcome, error = "interrupted", "interrupted"
         except BaseException:
@@ -269,9 +302,23 @@ async def _fetch_and_load(
         await writer.drain()
         _copy_client_stats(client, progress)
         on_progress(progress)
-    if outcome == "ok" and progress.failed:
-        outcome = "some_failed"
+    if outcome == "ok":
+        # Exit 0 means every id is loaded or known not found: failed ids of earlier runs whose
+        # retry is not due yet count too, though this run did not ask for them.
+        progress.waiting, progress.next_due_at = warehouse.failed_waiting(
+            con, since=options.since, until=options.until)
+        if progress.failed or progress.waiting:
+            outcome = "some_failed"
     return outcome, error
+
+
+def _cancel_on_sigterm() -> None:
+    """SIGTERM cancels the fetch as asyncio's own Ctrl-C handling does (the run ends `interrupted`,
+    its last batch written). Only possible on the main thread; elsewhere the caller's handling stays."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def _copy_client_stats(client: OpenRouterClient, progress: Progress) -> None:
@@ -279,6 +326,7 @@ def _copy_client_stats(client: OpenRouterClient, progress: Progress) -> None:
     progress.requests = stats.requests
     progress.retries = stats.retries
     progress.responses_429 = stats.responses_429
+    progress.settled_rps = stats.adaptive_rps
 
 
 class _BatchWriter:
@@ -315,16 +363,22 @@ class _BatchWriter:
         batch = normalize_bodies([(o.generation_id, o.body) for o in outcomes if isinstance(o, Loaded)])
         rejected = dict(batch.rejected)
         updates = [_queue_update(o, rejected, now) for o in outcomes]
-        warehouse.upsert_batch(self._cursor, batch, updates, run_id=self._run_id)
-        for update in updates:
-            progress.done += 1
-            if update.status == "loaded":
-                progress.loaded += 1
-            elif update.status == "not_found":
-                progress.not_found += 1
-            else:
-                progress.failed += 1
-        progress.rejected += len(rejected)
+        statuses = Counter(update.status for update in updates)
+        counts = {
+            "loaded": progress.loaded + statuses["loaded"],
+            "not_found": progress.not_found + statuses["not_found"],
+            "failed": progress.failed + statuses["failed"],
+            "rejected": progress.rejected + len(rejected),
+            "requests": progress.requests,
+            "retries": progress.retries,
+            "responses_429": progress.responses_429,
+        }
+        # The run's row is updated in the batch's own transaction: a run killed later still tells
+        # exactly what it committed.
+        warehouse.upsert_batch(self._cursor, batch, updates, run_id=self._run_id, run_counts=counts)
+        progress.done += len(updates)
+        progress.loaded, progress.not_found, progress.failed = counts["loaded"], counts["not_found"], counts["failed"]
+        progress.rejected = counts["rejected"]
 
 
 def _queue_update(outcome: Outcome, rejected: dict[str, str], now: datetime) -> warehouse.QueueUpdate:

@@ -141,23 +141,27 @@ def _table(frame: pl.DataFrame, title: str | None, width: int | None) -> str:
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    # Every cell, header and title is a Text: data (an `external_user` set by any app user) is
+    # printed as it is, never read as rich markup (`[bold]`, `[/]`) or emoji codes (`:smile:`).
     table = Table(box=box.SIMPLE_HEAD)
     columns = formatted_columns(frame)
     if _is_wide_single_row(frame):  # one wide row (a summary) reads better as a list of measures
-        table.add_column("measure")
-        table.add_column("value", justify="right", no_wrap=True)
+        table.add_column(Text("measure"))
+        table.add_column(Text("value"), justify="right", no_wrap=True)
         for name, _, cells in columns:
-            table.add_row(name, cells[0])
+            table.add_row(Text(name), Text(cells[0]))
     else:
         for name, numeric, _ in columns:
-            table.add_column(name, justify="right" if numeric else "left", no_wrap=numeric)
+            table.add_column(Text(name), justify="right" if numeric else "left", no_wrap=numeric)
         for row in zip(*(cells for _, _, cells in columns)):
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width or 250, color_system=None, highlight=False, soft_wrap=False)
+    console = Console(file=buffer, width=width or 250, color_system=None, highlight=False, soft_wrap=False,
+                      markup=False, emoji=False)
     if title:
-        console.print(title, soft_wrap=True)
+        console.print(Text(title), soft_wrap=True)
     console.print(table)
     if frame.height == 0:
         console.print("(no rows)")

@@ -37,12 +37,18 @@ class PlainLines:
 
     def __call__(self, progress: RunProgress) -> None:
         now = time.monotonic()
+        self._latest = progress
         if now - self._last >= self._interval_s and progress.ids_due:
             self._last = now
-            print(f"orusage: {describe(progress)}", file=self._stream, flush=True)
+            self._printed = describe(progress)
+            print(f"orusage: {self._printed}", file=self._stream, flush=True)
 
     def close(self) -> None:
-        pass
+        """The last state, if it moved since the last line (an interrupted run's, say)."""
+        latest = getattr(self, "_latest", None)
+        if latest is not None and latest.ids_due and describe(latest) != getattr(self, "_printed", None):
+            print(f"orusage: {describe(latest)}", file=self._stream, flush=True)
+            self._printed = describe(latest)
 
 
 class LiveBar:
@@ -112,11 +118,18 @@ def summary_text(summary: RunSummary) -> str:
     else:
         lines.append(f"  fetched {p.done:,} of {p.ids_due:,} due: {p.loaded:,} loaded, {p.not_found:,} not found, "
                      f"{p.failed:,} failed ({p.rejected:,} bodies rejected)")
-        lines.append(f"  {p.requests:,} requests, {p.retries:,} retries, {p.responses_429:,} rate-limited")
+        lines.append(f"  {p.requests:,} requests, {p.retries:,} retries, {p.responses_429:,} rate-limited"
+                     + (f"; the API's rate limit found: settled at {p.settled_rps:,.1f} requests/s"
+                        if p.settled_rps is not None else ""))
     if summary.error:
         lines.append(f"  error: {summary.error}")
     if summary.outcome == "some_failed":
-        lines.append("  failed ids stay queued: the next run retries them (`orusage status` groups them by reason)")
+        if p.waiting:
+            due = f", the first due again at {p.next_due_at:%Y-%m-%d %H:%M:%S} UTC" if p.next_due_at else ""
+            lines.append(f"  {p.waiting:,} failed ids wait for a retry{due}: the next run retries them once due "
+                         "(`orusage status` groups them by reason)")
+        else:
+            lines.append("  failed ids stay queued: the next run retries them (`orusage status` groups them by reason)")
     return "\n".join(lines)
 
 

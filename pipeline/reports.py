@@ -260,6 +260,11 @@ def _connect(path: str | Path) -> duckdb.DuckDBPyConnection:
         con.execute("set enable_progress_bar = false")
     except duckdb.Error:  # under Jupyter DuckDB refuses to touch the setting without ipywidgets
         pass
+    # Readers cannot write, by construction: the file is open read-only, and with external access
+    # off no statement reaches the file system (COPY TO, ATTACH, INSTALL, read_csv of another file,
+    # even under EXPLAIN ANALYZE); the configuration is then locked so no statement can undo it.
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
     return con
 
 

@@ -27,6 +27,7 @@ rows' typed columns, and `raw` only for the rows equal in all of them (see _API_
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -151,15 +152,22 @@ def connect(
     path = Path(path)
     if read_only and not path.exists():
         raise WarehouseNotFoundError(f"no warehouse at {path}")
+    _refuse_other_files(path)
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseError(f"cannot create warehouse {path}: {exc.strerror or exc}") from None
         if not path.exists():
             _create_whole(path)
     con = _open(path, read_only=read_only, lock_timeout_s=lock_timeout_s)
     try:
         con.execute("set TimeZone = 'UTC'")
         if read_only:
-            _refuse_newer(con, path, _applied_versions(con))
+            applied = _applied_versions(con)
+            if not applied and con.execute("select count(*) from duckdb_tables()").fetchone()[0]:
+                raise WarehouseError(f"{path} is a DuckDB file but not an orusage warehouse (it has no schema_migrations)")
+            _refuse_newer(con, path, applied)
             _create_connection_macros(con)
         else:
             _migrate(con, path)
@@ -168,6 +176,29 @@ def connect(
         con.close()
         raise
     return con
+
+
+# No orusage connection installs or loads an extension by itself: DuckDB would otherwise fetch one
+# from the network for a file it does not recognise (a SQLite file, say) or a function it lacks.
+OFFLINE: dict[str, object] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_DUCKDB_MAGIC = b"DUCK"  # at byte 8 of every DuckDB database file
+_DUCKDB_MAGIC_OFFSET = 8
+
+
+def _refuse_other_files(path: Path) -> None:
+    """Refuse, before DuckDB sees it, a file that is not a DuckDB database (an empty one is let
+    through: DuckDB creates a database in it)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(_DUCKDB_MAGIC_OFFSET + len(_DUCKDB_MAGIC))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise WarehouseError(f"{path} is a folder, not a warehouse file") from None
+    except OSError as exc:
+        raise WarehouseError(f"cannot read warehouse {path}: {exc.strerror or exc}") from None
+    if head and head[_DUCKDB_MAGIC_OFFSET:] != _DUCKDB_MAGIC:
+        raise WarehouseError(f"{path} is not a DuckDB file (an orusage warehouse is one): refusing to open it")
 
 
 def _create_whole(path: Path) -> None:
@@ -181,15 +212,16 @@ def _create_whole(path: Path) -> None:
     """
     staging = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
     try:
-        duckdb.connect(str(staging)).close()
+        duckdb.connect(str(staging), config=OFFLINE).close()
         os.link(staging, path)
-    except OSError:  # FileExistsError: another process created it first; theirs is kept
-        pass
+    except OSError:  # FileExistsError: another process created it first; theirs is kept. Where
+        pass  # links are not supported, DuckDB creates the file itself.
     except duckdb.Error as exc:
         raise WarehouseError(f"cannot create warehouse {path}: {_one_line(exc)}") from None
     finally:
-        staging.unlink(missing_ok=True)
-        staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
+        for leftover in (staging, staging.with_name(staging.name + ".wal")):
+            with contextlib.suppress(OSError):  # a read-only folder: the error above says why
+                leftover.unlink(missing_ok=True)
 
 
 def _open(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
@@ -197,7 +229,7 @@ def _open(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.DuckD
     delay_s = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=True) if read_only else _open_writable(path)
+            return duckdb.connect(str(path), read_only=True, config=OFFLINE) if read_only else _open_writable(path)
         except duckdb.IOException as exc:
             holder = _LOCK_HOLDER.search(str(exc))
             if holder is None:
@@ -216,7 +248,7 @@ def _open_writable(path: Path) -> duckdb.DuckDBPyConnection:
 
     A cursor of this connection (`con.cursor()`) starts on DuckDB's in-memory database: use
     `cursor(con)`, which also moves to DATABASE."""
-    con = duckdb.connect(config={"threads": THREADS})
+    con = duckdb.connect(config={"threads": THREADS, **OFFLINE})
     try:
         con.execute(f"set temp_directory = {_sql_text(f'{path}.tmp')}")  # DuckDB's default for a file
         con.execute("set enable_progress_bar = false")  # a long migration must not draw a bar into cron mail
@@ -254,7 +286,7 @@ def _locked_message(path: Path, holder: re.Match[str], lock_timeout_s: float) ->
     return (
         f"warehouse {path} is in use by another process{waited}: PID {pid} ({command}). "
         "DuckDB allows one writer at a time (and no reader while it writes): wait for it to "
-        "finish, or give a lock timeout to wait for it."
+        "finish (`orusage ingest --lock-timeout SECONDS` waits for it)."
     )
 
 
@@ -606,23 +638,25 @@ def upsert_batch(
     *,
     run_id: str,
     strategy: str | None = None,
+    run_counts: dict[str, int] | None = None,
 ) -> None:
     """Write one batch in ONE transaction: each generation replaces its old row (raw included)
     and all of its provider responses; each queue update replaces that id's status (ids not in
-    the queue yet are added). Either all of it is committed or none of it."""
+    the queue yet are added); `run_counts` (the run's counters so far, this batch included) go to
+    the run's `ingest_runs` row. Either all of it is committed or none of it."""
     _refuse_repeated_keys(batch)
     now = datetime.now(timezone.utc)
     queue = _queue_frame(queue_updates)
     strategy = strategy or UPSERT_STRATEGY
     _set_memory_limit(con, _batch_memory_limit_mb(con, batch))
     try:
-        _write_batch(con, batch, queue, strategy, now=now, run_id=run_id)
+        _write_batch(con, batch, queue, strategy, now=now, run_id=run_id, run_counts=run_counts)
     except duckdb.OutOfMemoryException:
         # The limit is there to make DuckDB evict, not to fail a batch (a refresh's in-place updates
         # stay in memory until the next checkpoint): once more with DuckDB's default limit, 80% of
         # the RAM (`reset memory_limit` leaves the old one in force). A batch is idempotent.
         _set_memory_limit(con, _default_memory_limit_mb())
-        _write_batch(con, batch, queue, strategy, now=now, run_id=run_id)
+        _write_batch(con, batch, queue, strategy, now=now, run_id=run_id, run_counts=run_counts)
     checkpoint_if_due(con)
 
 
@@ -692,7 +726,7 @@ def _default_memory_limit_mb() -> int:
 
 def _write_batch(
     con: duckdb.DuckDBPyConnection, batch: NormalizedBatch, queue: pl.DataFrame, strategy: str, *, now: datetime,
-    run_id: str,
+    run_id: str, run_counts: dict[str, int] | None = None,
 ) -> None:
     con.begin()
     try:
@@ -704,6 +738,8 @@ def _write_batch(
                 con.execute(_UPDATE_QUEUED_SQL, {"now": now})
                 con.execute(_INSERT_UNQUEUED_SQL, {"now": now})
                 con.execute(f"drop table {_BATCH_QUEUED}")  # a rollback drops it too
+        if run_counts:
+            _update_run_counts(con, run_id, run_counts)
         # Only the statements run under the batch's limit: a commit must not run out of memory
         # (see checkpoint_if_due), and the default limit then stays until the next batch.
         _set_memory_limit(con, _default_memory_limit_mb())
@@ -781,12 +817,13 @@ def stage_ids(
     return new
 
 
+_ID_TIME = (
+    "coalesce(to_timestamp(try_cast(regexp_extract(generation_id, '^gen-([0-9]{10})-', 1) as bigint)), first_seen_at)"
+)
+
+
 def _due_filter(refresh: bool) -> str:
-    # The id's own time (gen-<unix seconds>-...), or when it was first seen for any other id form.
-    id_time = (
-        "coalesce(to_timestamp(try_cast(regexp_extract(generation_id, '^gen-([0-9]{10})-', 1) as bigint)),"
-        " first_seen_at)"
-    )
+    id_time = _ID_TIME
     statuses = [
         "status = 'pending'",
         "(status = 'failed' and coalesce(next_attempt_at <= $now, true))",
@@ -794,10 +831,13 @@ def _due_filter(refresh: bool) -> str:
     ]
     if refresh:
         statuses.append("status = 'loaded'")
-    return (
-        f"({' or '.join(statuses)}) and ($since is null or {id_time} >= $since)"
-        f" and ($until is null or {id_time} < $until)"
-    )
+    return f"({' or '.join(statuses)}) and {_window_filter()}"
+
+
+def _window_filter() -> str:
+    """The ids whose time is in [$since, $until): the id's own (gen-<unix seconds>-...), or when it
+    was first seen for any other id form."""
+    return f"($since is null or {_ID_TIME} >= $since) and ($until is null or {_ID_TIME} < $until)"
 
 
 def _due_parameters(now: datetime, since: datetime | None, until: datetime | None) -> dict[str, object]:
@@ -918,6 +958,25 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, counts: dict, out
             "run_id": run_id,
         },
     )
+
+
+def _update_run_counts(con: duckdb.DuckDBPyConnection, run_id: str, counts: dict[str, int]) -> None:
+    names = [name for name in _RUN_COUNT_COLUMNS if name in counts]
+    con.execute(
+        f"update ingest_runs set {', '.join(f'{name} = ${name}' for name in names)} where run_id = $run_id",
+        {**{name: _count(counts[name]) for name in names}, "run_id": run_id},
+    )
+
+
+def failed_waiting(
+    con: duckdb.DuckDBPyConnection, *, since: datetime | None = None, until: datetime | None = None
+) -> tuple[int, datetime | None]:
+    """How many ids of the window are `failed` (waiting for a retry), and when the first is due."""
+    count, first_due = con.execute(
+        f"select count(*), min(next_attempt_at) from ingest_queue where status = 'failed' and {_window_filter()}",
+        {"since": since, "until": until},
+    ).fetchone()
+    return count, first_due
 
 
 def _count(value: object) -> int | None:

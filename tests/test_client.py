@@ -335,7 +335,7 @@ def test_a_429_slows_every_later_request_not_only_its_own() -> None:
     time = FakeTime()
 
     async def run() -> tuple[Outcome, Outcome]:
-        async with make_client(script, time, policy=RetryPolicy(max_attempts=1)) as client:
+        async with make_client(script, time, policy=RetryPolicy(max_attempts=1, rate_limited_attempts=1)) as client:
             first = await client.get_generation(GEN_ID)  # out of attempts: Failed at once...
             second = await client.get_generation("gen-1771967974-aaaaaaaaaaaaaaaaaaaa")  # ...yet this one waits
             assert client.stats.shared_waits == 1 and client.stats.responses_429 == 1
