@@ -57,7 +57,7 @@ def main() -> None:
     lines = [line for line in stderr.splitlines() if line.strip()]
     figures = {"ids": args.ids, "kill_after_s": args.kill_after_s, "ran_after_kill_s": round(after_kill_s, 1),
                "run_s": round(time.monotonic() - started, 1), "exit_code": ingest.returncode, "queue": queue,
-               "error": next((line.strip() for line in lines if "unreachable" in line), lines[-1] if lines else "")}
+               "error": next((line.strip() for line in lines if line.strip().startswith("error:")), lines[-1] if lines else "")}
     print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))
 
 

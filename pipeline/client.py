@@ -285,6 +285,7 @@ class OpenRouterClient:
         attempts = 0
         not_found = 0  # attempts answered 404; they spend not_found_attempts
         rate_limited = 0  # attempts answered 429; they spend rate_limited_attempts; the rest max_attempts
+        while_down = 0  # connection failures while the whole client got no answer: they spend nothing
         while True:
             if self._refusal is not None and self._clock() < self._refuse_until:
                 self.stats.refused_locally += 1
@@ -301,6 +302,8 @@ class OpenRouterClient:
 
             if verdict.status is None:
                 self._breaker.failed(self._clock())
+                if self._breaker.failures >= policy.unreachable_min_failures:
+                    while_down += 1  # the API looks down, not this id: the breaker decides
             else:
                 self._breaker.answered()
                 self._adaptive.answered(rate_limited=verdict.status == 429)
@@ -339,7 +342,7 @@ class OpenRouterClient:
                 # _wait_turn), even when this id has no attempts left.
                 self._not_before = max(self._not_before, self._clock() + wait_s)
             if (verdict.kind != "not_found" and verdict.status != 429
-                    and attempts - not_found - rate_limited >= policy.max_attempts) or (
+                    and attempts - not_found - rate_limited - while_down >= policy.max_attempts) or (
                     rate_limited >= policy.rate_limited_attempts):
                 return Failed(generation_id, attempts, verdict.status, f"{verdict.error} (after {attempts} attempts)")
             if (down_since := self._breaker.down_since()) is not None:

@@ -169,8 +169,12 @@ def test_a_long_outage_trips_the_breaker_instead_of_failing_every_id():
     with pytest.raises(APIUnreachableError, match="API unreachable since 1970-01-01 00:00:00 UTC"):
         asyncio.run(client.get_generation("gen-1771967973-0hZ8J5kY7qLMOKbPx0u3"))
     assert clock.now >= 30
-    short = _unreachable_client(Clock(), RetryPolicy(max_attempts=3))
+    short = _unreachable_client(Clock(), RetryPolicy(max_attempts=3))  # a few failures: this id's own
     assert isinstance(asyncio.run(short.get_generation("gen-1771967973-0hZ8J5kY7qLMOKbPx0u3")), Failed)
+    # once the whole client gets no answer, failures spend no attempt: the id is not failed, the run stops
+    down = _unreachable_client(Clock(), RetryPolicy(max_attempts=3, unreachable_after_s=30, unreachable_min_failures=2))
+    with pytest.raises(APIUnreachableError):
+        asyncio.run(down.get_generation("gen-1771967973-0hZ8J5kY7qLMOKbPx0u3"))
 
 
 def test_an_api_that_goes_away_mid_run_stops_it_with_exit_1_leaving_untried_ids_pending(orusage, tmp_path, monkeypatch):
