@@ -96,6 +96,10 @@ class _InputError(click.ClickException):
 
 
 def _remember_warehouse(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        config.check_warehouse_path(value)
+    except config.WarehousePathError as e:
+        raise click.BadParameter(str(e)) from None
     ctx.find_root().meta[_WAREHOUSE_META] = value
     return value
 
@@ -133,6 +137,7 @@ def report_command(name: str | None, list_reports: bool, since: str | None, unti
 
     from pipeline import output, reports
 
+    _refuse_output_over(warehouse, output_path)
     try:
         if list_reports or name is None:
             output.write_frame(reports.Warehouse.reports(), fmt=fmt, output=output_path)
@@ -141,7 +146,7 @@ def report_command(name: str | None, list_reports: bool, since: str | None, unti
                                                   provider=provider, top=top)
         title = f"{name}{f' by {result.by}' if result.by else ''}, {result.window}"
         output.write_frame(result.frame, fmt=fmt, output=output_path, title=title)
-    except (reports.ReportError, output.OutputError, duckdb.Error, OSError) as e:
+    except (reports.ReportError, output.OutputError, duckdb.Error, OSError, UnicodeError) as e:
         raise _InputError(errors.one_line(e)) from None
 
 
@@ -158,11 +163,21 @@ def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str) -
 
     from pipeline import output, reports
 
+    _refuse_output_over(warehouse, output_path)
     try:
         frame = reports.Warehouse(warehouse).sql(click.get_text_stream("stdin").read() if sql == "-" else sql)
         output.write_frame(frame, fmt=fmt, output=output_path)
-    except (reports.ReportError, output.OutputError, duckdb.Error, OSError) as e:
+    except (reports.ReportError, output.OutputError, duckdb.Error, OSError, UnicodeError) as e:
         raise _InputError(errors.one_line(e)) from None
+
+
+def _refuse_output_over(warehouse: str, output_path: str | None) -> None:
+    """--output must not name the warehouse (or its WAL): writing there would replace it."""
+    if output_path is None:
+        return
+    target = Path(output_path).resolve()
+    if target in (Path(warehouse).resolve(), Path(f"{warehouse}.wal").resolve()):
+        raise _InputError(f"--output {output_path} is the warehouse itself: give another file")
 
 
 def _utc_bound(end: bool):  # click callback for --since/--until on `ids` and `ingest`
@@ -250,7 +265,7 @@ _WAREHOUSE_OPTION = _warehouse_option("The DuckDB file (ingest creates it on fir
 @click.option("--base-url", envvar=config.BASE_URL_VARIABLE, show_envvar=True, default=None, callback=_base_url,
               help=f"API base URL, without credentials [default: {config.DEFAULT_BASE_URL}].")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True, help="Requests in flight.")
-@click.option("--max-rps", type=click.FloatRange(min=0.1), default=None, help="Cap on requests per second.")
+@click.option("--max-rps", type=click.FloatRange(min=0.1, max=1_000_000), default=None, help="Cap on requests per second.")
 @_SINCE_OPTION
 @_UNTIL_OPTION
 @click.option("--refresh", is_flag=True, help="Fetch again ids already loaded.")
@@ -297,6 +312,9 @@ def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None,
         display.close()
         fail(_InputError(str(exc)))
     except ingest.IngestCrashed as exc:
+        if as_json:
+            click.echo(json.dumps({"outcome": "crashed", "exit_code": int(ExitCode.CRASHED), "run_id": exc.run_id,
+                                   "error": str(exc)}))
         raise _IngestCrashed(f"ingest run {exc.run_id}: {exc}") from exc.__cause__
     finally:
         display.close()
@@ -315,8 +333,12 @@ class _IngestCrashed(_Reported):
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (systemd's stop, `timeout`) ends an ingest as Ctrl-C does: the batch in flight is
     written, the run recorded as interrupted, exit 1."""
+    received = []
+
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        if not received:  # the first one stops the run; later ones must not stop its recording
+            received.append(signum)
+            raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:

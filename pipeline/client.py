@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 RETRIED_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504, *range(520, 531)})
 FATAL_STATUSES: Final = frozenset({401, 402, 403})
 _ERROR_TEXT_MAX_CHARS: Final = 300
+_LONGEST_WAIT_S: Final = 366 * 86_400.0  # what a wait the server names is capped at: a year
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,11 @@ class FatalAPIError(Exception):
 class APIUnreachableError(Exception):
     """No answer from the API for a while, every request failing to connect or timing out: stop
     the run (a circuit breaker) rather than mark every id failed against an API that is down."""
+
+
+class APIUnusableError(Exception):
+    """The server at the base URL is not the API: a 404 without the API's JSON error body (a wrong
+    path or host). Stop the run: marking every id `not_found` would hide them for a week."""
 
 
 MissingAPIKeyError = config.ApiKeyError  # no key given and OPENROUTER_API_KEY unset or empty, or unusable
@@ -310,6 +316,10 @@ class OpenRouterClient:
             if verdict.kind == "loaded":
                 self._consecutive_429s = 0
                 return Loaded(generation_id, verdict.body, attempts)
+            if verdict.kind == "unusable":
+                raise APIUnusableError(
+                    f"{self.base_url} answered {verdict.error[:120]!r} without the API's JSON error: not the "
+                    f"OpenRouter API (check --base-url / {config.BASE_URL_VARIABLE}); no id was marked")
             if verdict.kind == "fatal":
                 self._fatal = FatalAPIError(verdict.status or 0, verdict.error, key_hint=self._key_hint)
                 raise self._fatal
@@ -392,6 +402,8 @@ class OpenRouterClient:
         text = self._redact(_error_summary(body, error_json))
         if status == 404:
             self.stats.responses_404 += 1
+            if not (isinstance(error_json, dict) and isinstance(error_json.get("error"), dict)):
+                return _Verdict("unusable", 404, f"HTTP 404: {text}")
             return _Verdict("not_found", 404, f"HTTP 404: {text}")
         if status in FATAL_STATUSES:
             return _Verdict("fatal", status, text)
@@ -404,6 +416,8 @@ class OpenRouterClient:
 
     def _refuse(self, generation_id: str, attempts: int, verdict: _Verdict, wait_s: float) -> Failed:
         """Give up on a wait over the cap, and answer later ids the same until that time."""
+        if not math.isfinite(wait_s) or wait_s > _LONGEST_WAIT_S:  # a server's `Retry-After: 1e12`
+            wait_s = _LONGEST_WAIT_S
         until_epoch_s = self._clock() + wait_s
         until = datetime.fromtimestamp(until_epoch_s, tz=timezone.utc)
         error = (

@@ -13,6 +13,7 @@ without a request (`ids`, `ingest`).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import IntEnum
@@ -51,9 +52,24 @@ class ExitCode(IntEnum):
     CRASHED = 4  # an unexpected error: one line on stderr, the traceback in a file (or --debug)
 
 
+class WarehousePathError(ValueError):
+    """A --warehouse that names no file orusage can keep (`:memory:`, a URL, an empty name)."""
+
+
 def warehouse_path(explicit: str | Path | None = None) -> Path:
     """The warehouse to use: `explicit`, else ORUSAGE_WAREHOUSE, else DEFAULT_WAREHOUSE."""
-    return Path(explicit or os.environ.get(WAREHOUSE_VARIABLE) or DEFAULT_WAREHOUSE)
+    return check_warehouse_path(explicit or os.environ.get(WAREHOUSE_VARIABLE) or DEFAULT_WAREHOUSE)
+
+
+def check_warehouse_path(value: str | Path) -> Path:
+    """A warehouse is a file: `:memory:` would keep nothing, and `md:`, `s3://`, `file:` names are
+    DuckDB's other kinds of database, which this version of orusage does not write."""
+    text = str(value)
+    if not text.strip():
+        raise WarehousePathError("the warehouse path is empty")
+    if text.startswith(":") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", text):
+        raise WarehousePathError(f"{text!r} is not a file path: a warehouse is a DuckDB file (e.g. data/warehouse.duckdb)")
+    return Path(text)
 
 
 def debug_enabled() -> bool:
@@ -96,6 +112,8 @@ def api_key(
         raise ApiKeyError(f"{API_KEY_VARIABLE} is not set: export your OpenRouter API key first")
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
         raise ApiKeyError(f"the API key in {source} holds a space or a control character: check {source}")
+    if not value.isascii():
+        raise ApiKeyError(f"the API key in {source} holds a character that is not ASCII: check {source}")
     return ApiKey(value, source)
 
 
@@ -115,6 +133,8 @@ def check_base_url(url: str) -> str:
         raise BaseUrlError("the base URL is not a valid URL") from None
     if parts.username is not None or parts.password is not None:
         raise BaseUrlError("the base URL must not carry a user name or password (the API key is the only credential)")
+    if parts.query or parts.fragment:
+        raise BaseUrlError("the base URL must not carry a query string or fragment (orusage adds `?id=`)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BaseUrlError(f"the base URL must be http:// or https:// with a host, not {parts.scheme or 'no scheme'}")
     return url
@@ -137,10 +157,13 @@ def parse_time_bound(value: str | date | datetime, *, end: bool = False) -> date
             raise TimeBoundError(
                 f"not a date or date-time: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+00:00])"
             ) from None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    day = datetime.combine(value, time(), tzinfo=UTC)
-    return day + timedelta(days=1) if end else day
+    try:
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        day = datetime.combine(value, time(), tzinfo=UTC)
+        return day + timedelta(days=1) if end else day
+    except OverflowError:
+        raise TimeBoundError(f"out of range: {value} (dates go up to 9999-12-30)") from None
 
 
 def check_window(since: datetime | None, until: datetime | None) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -42,12 +41,24 @@ class DemoResult:
     generations_served: int
 
 
+DEMO_LOG_FILES = ("api/app.jsonl", "api/stream.log", "worker/worker.log", "worker/worker.log.1.gz")
+
+
+class DemoError(Exception):
+    """The demo cannot run as asked (it would replace real data, or read files it did not write)."""
+
+
 def write_demo_logs(dataset: Dataset, logs_dir: Path) -> None:
-    """Spread the dataset's ids over the log shapes apps really write (see tests/fixtures)."""
+    """Spread the dataset's ids over the log shapes apps really write (see tests/fixtures), in
+    DEMO_LOG_FILES under `logs_dir`, which must hold nothing else (the demo reads the whole folder,
+    and never deletes what it did not write)."""
     if logs_dir.exists():
-        shutil.rmtree(logs_dir)
-    (logs_dir / "api").mkdir(parents=True)
-    (logs_dir / "worker").mkdir(parents=True)
+        others = sorted(str(p) for p in logs_dir.rglob("*")
+                        if not p.is_dir() and p.relative_to(logs_dir).as_posix() not in DEMO_LOG_FILES)
+        if others:
+            raise DemoError(f"{logs_dir} holds files the demo did not write ({others[0]}): give another --data-dir")
+    (logs_dir / "api").mkdir(parents=True, exist_ok=True)
+    (logs_dir / "worker").mkdir(parents=True, exist_ok=True)
     json_lines, sse_lines, plain_lines, rotated_lines = [], [], [], []
     for index, generation_id in enumerate(dataset.ids):
         record = dataset.record(generation_id)
@@ -110,10 +121,6 @@ class FakeApiProcess:
         self.close()
 
 
-class DemoError(Exception):
-    """The demo cannot run as asked (its warehouse would replace real data)."""
-
-
 def run_demo(
     data_dir: Path,
     *,
@@ -138,14 +145,14 @@ def run_demo(
     with FakeApiProcess(size=size, seed=DEMO_SEED, end=end, days=DEMO_DAYS, api_key=DEMO_API_KEY) as api:
         say(f"fake OpenRouter API at {api.base_url} ({DEMO_FAULT_RATE:.0%} transient faults, 404 lag)")
         options = IngestOptions(paths=(str(logs_dir),), warehouse_path=warehouse_path, base_url=api.base_url,
-                                concurrency=64)
+                                concurrency=64, demo=True)
         summary = ingest(options, api_key=DEMO_API_KEY, on_progress=on_progress)
     return DemoResult(summary, warehouse_path, logs_dir, size)
 
 
 def refuse_real_warehouse(path: Path) -> None:
-    """A file the demo may replace: none yet, or a warehouse whose every run read a fake API on
-    loopback (the demo's, the tests'). Anything else (real runs, another tool's file) is kept."""
+    """A file the demo may replace: none yet, or a warehouse whose every run was a demo's (marked
+    so in its options). Anything else (real runs, another tool's file) is kept."""
     if not path.exists():
         return
     from pipeline import warehouse
@@ -158,8 +165,7 @@ def refuse_real_warehouse(path: Path) -> None:
         raise DemoError(refusal) from None
     try:
         real_runs = con.execute(
-            "select count(*) from ingest_runs where coalesce(json_extract_string(options, '$.base_url'), '') "
-            "not like 'http://127.0.0.1:%'"
+            "select count(*) from ingest_runs where coalesce(json_extract_string(options, '$.demo'), 'false') <> 'true'"
         ).fetchone()[0]
     except Exception:  # noqa: BLE001 - not a warehouse of ours
         real_runs = 1

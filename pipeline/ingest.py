@@ -23,6 +23,7 @@ from pathlib import Path
 from pipeline import config, errors, warehouse
 from pipeline.client import (
     APIUnreachableError,
+    APIUnusableError,
     Failed,
     FatalAPIError,
     Loaded,
@@ -55,6 +56,7 @@ class IngestOptions:
     batch_seconds: float = 2.0
     lock_timeout_s: float = 0.0
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    demo: bool = False  # a run of `orusage demo`: only such a warehouse may the demo replace
 
     def for_the_record(self) -> dict[str, object]:
         """The options as stored in `ingest_runs` (there is no key among them, by construction)."""
@@ -100,6 +102,7 @@ OUTCOME_EXIT_CODES: dict[str, config.ExitCode] = {
     "no_input": config.ExitCode.USAGE,
     "key_refused": config.ExitCode.KEY_REFUSED,
     "api_unreachable": config.ExitCode.SOME_FAILED,
+    "api_unusable": config.ExitCode.USAGE,
     "crashed": config.ExitCode.CRASHED,
 }
 
@@ -224,7 +227,13 @@ def _run(con, run_id: str, options: IngestOptions, api_key, progress: Progress, 
         warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
         return summary
 
-    outcome, error = asyncio.run(_fetch_and_load(con, options, api_key, run_id, now, progress, on_progress))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        outcome, error = asyncio.run(_fetch_and_load(con, options, api_key, run_id, now, progress, on_progress))
+    finally:  # asyncio's handler, once removed, leaves SIGTERM's default (die) for the rest of the run
+        if previous is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGTERM, previous)
     summary = RunSummary(run_id, outcome, progress, scan, due_by_status, error)
     warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
     return summary
@@ -290,6 +299,8 @@ async def _fetch_and_load(
             outcome, error = "key_refused", str(exc)
         except APIUnreachableError as exc:
             outcome, error = "api_unreachable", str(exc)
+        except APIUnusableError as exc:
+            outcome, error = "api_unusable", str(exc)
         except (KeyboardInterrupt, asyncio.CancelledError):
             outcome, error = "interrupted", "interrupted"
         except BaseException:
@@ -318,7 +329,8 @@ def _cancel_on_sigterm() -> None:
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     if task is not None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            # once: a second SIGTERM while the last batch is written must not cancel that too
+            loop.add_signal_handler(signal.SIGTERM, lambda: None if task.cancelling() else task.cancel())
 
 
 def _copy_client_stats(client: OpenRouterClient, progress: Progress) -> None:

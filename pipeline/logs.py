@@ -564,7 +564,10 @@ class _Scanner:
         self.warn(message)
 
     def scan_source(self, name: str) -> Iterator[tuple[list[str], list[str]]]:
-        label = "stdin" if name == _STDIN else name
+        # A file name that is not UTF-8 (bytes decoded with surrogates) shown with \x escapes: the
+        # source is stored as text, and one such name must not stop the run.
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        label = "stdin" if name == _STDIN else shown
         try:
             file = sys.stdin.buffer if name == _STDIN else open(name, "rb")  # noqa: SIM115
         except OSError as error:
@@ -580,7 +583,7 @@ class _Scanner:
                 return
             try:
                 chunks = _chunks(reader, kind, self.chunk_size)
-                outcome = yield from self._scan(chunks, name, hold=kind != "text")
+                outcome = yield from self._scan(chunks, shown, hold=kind != "text")
             finally:
                 if reader is not file:
                     reader.close()  # type: ignore[attr-defined]  # stops igzip_threaded's thread

@@ -117,11 +117,21 @@ def _formatter(name: str, series: pl.Series) -> Callable[[object], str]:
     return str
 
 
+# Control characters (ESC, BEL, newlines, C1) shown as escapes: data an app user set must not
+# move the cursor, retitle the terminal or break a table's rows.
+_VISIBLE = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def printable(text: str) -> str:
+    """`text` with every control character written as `\\xNN`, for terminals and Markdown."""
+    return text.translate(_VISIBLE) if not text.isprintable() else text
+
+
 def _cells(name: str, series: pl.Series) -> list[str]:
     fmt = _formatter(name, series)
     if isinstance(series.dtype, pl.Decimal):
         series = series.cast(pl.Int64 if series.dtype.scale == 0 else pl.Float64)
-    return [MISSING if v is None else fmt(v) for v in series.to_list()]
+    return [MISSING if v is None else printable(fmt(v)) for v in series.to_list()]
 
 
 def formatted_columns(frame: pl.DataFrame) -> list[tuple[str, bool, list[str]]]:
@@ -154,14 +164,14 @@ def _table(frame: pl.DataFrame, title: str | None, width: int | None) -> str:
             table.add_row(Text(name), Text(cells[0]))
     else:
         for name, numeric, _ in columns:
-            table.add_column(Text(name), justify="right" if numeric else "left", no_wrap=numeric)
+            table.add_column(Text(printable(name)), justify="right" if numeric else "left", no_wrap=numeric)
         for row in zip(*(cells for _, _, cells in columns)):
             table.add_row(*(Text(cell) for cell in row))
     buffer = io.StringIO()
     console = Console(file=buffer, width=width or 250, color_system=None, highlight=False, soft_wrap=False,
                       markup=False, emoji=False)
     if title:
-        console.print(Text(title), soft_wrap=True)
+        console.print(Text(printable(title)), soft_wrap=True)
     console.print(table)
     if frame.height == 0:
         console.print("(no rows)")
@@ -175,8 +185,8 @@ def _markdown(frame: pl.DataFrame, title: str | None) -> str:
             ("measure", False, [name for name, _, _ in columns]),
             ("value", True, [cells[0] for _, _, cells in columns]),
         ]
-    lines = [f"**{title}**", ""] if title else []
-    lines.append("| " + " | ".join(name for name, _, _ in columns) + " |")
+    lines = [f"**{printable(title)}**", ""] if title else []
+    lines.append("| " + " | ".join(printable(name) for name, _, _ in columns) + " |")
     lines.append("|" + "|".join("---:" if numeric else "---" for _, numeric, _ in columns) + "|")
     for row in zip(*(cells for _, _, cells in columns)):
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pipeline.ingest import Progress as RunProgress
+from pipeline.output import printable
 from pipeline.ingest import RunSummary
 
 
@@ -155,5 +156,5 @@ def status_text(report: dict) -> str:
     if report["failures"]:
         lines.append("failed ids by reason:")
         for failure in report["failures"]:
-            lines.append(f"  {failure['ids']:>8,}  {failure['reason']}  (e.g. {failure['example_id']})")
+            lines.append(f"  {failure['ids']:>8,}  {printable(failure['reason'])}  (e.g. {printable(failure['example_id'])})")
     return "\n".join(lines)

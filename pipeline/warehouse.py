@@ -149,7 +149,10 @@ def connect(
     A writable connection has the file attached as DATABASE (see ROW_GROUP_ROWS): its cursors
     must come from cursor(con), not con.cursor().
     """
-    path = Path(path)
+    try:
+        path = config.check_warehouse_path(path)
+    except config.WarehousePathError as exc:
+        raise WarehouseError(str(exc)) from None
     if read_only and not path.exists():
         raise WarehouseNotFoundError(f"no warehouse at {path}")
     _refuse_other_files(path)
@@ -165,7 +168,9 @@ def connect(
         con.execute("set TimeZone = 'UTC'")
         if read_only:
             applied = _applied_versions(con)
-            if not applied and con.execute("select count(*) from duckdb_tables()").fetchone()[0]:
+            if not applied and con.execute(
+                "select (select count(*) from duckdb_tables()) + (select count(*) from duckdb_views() where not internal)"
+            ).fetchone()[0]:
                 raise WarehouseError(f"{path} is a DuckDB file but not an orusage warehouse (it has no schema_migrations)")
             _refuse_newer(con, path, applied)
             _create_connection_macros(con)
@@ -340,6 +345,13 @@ def _refuse_newer(con: duckdb.DuckDBPyConnection, path: Path, applied: set[int])
 
 def _migrate(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     applied = _applied_versions(con)
+    if not applied and con.execute(
+        "select count(*) from duckdb_tables() where database_name = current_database() and not temporary"
+    ).fetchone()[0] + con.execute(
+        "select count(*) from duckdb_views() where database_name = current_database() and not internal"
+    ).fetchone()[0]:
+        raise WarehouseError(f"{path} is a DuckDB file but not an orusage warehouse (it has no schema_migrations): "
+                             "refusing to add orusage's tables to it")
     _refuse_newer(con, path, applied)
     pending = [(version, name, file) for version, name, file in migrations() if version not in applied]
     if not pending:
@@ -995,6 +1007,8 @@ def _without_secrets(value: object) -> object:
         return [_without_secrets(item) for item in value]
     if isinstance(value, str) and value.startswith("sk-or-"):
         return "[redacted]"
+    if isinstance(value, str) and not value.isascii():  # a path that is not UTF-8: \x escapes
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return value
 
 

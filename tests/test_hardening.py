@@ -333,3 +333,130 @@ def test_the_last_progress_line_is_the_final_state(tmp_path: Path):
     display(state)
     display.close()
     assert stream.getvalue().splitlines()[-1].startswith("orusage: 7/10 ids")
+
+
+# --- a second probe ---------------------------------------------------------------------------------
+
+
+def test_a_base_url_that_is_not_the_api_stops_the_run_and_marks_no_id_not_found(orusage, tmp_path):
+    dataset, logs, path = dataset_with_logs(tmp_path, 30, seed=21)
+    with start_server(dataset, api_key=KEY) as server:
+        wrong = orusage("ingest", logs, "--warehouse", path, "--base-url", server.base_url.replace("/api/v1", "/api/v2"))
+        assert wrong.exit_code == 2 and "not the OpenRouter API" in wrong.stderr
+        assert queue_counts(path) == {"pending": 30}
+        right = orusage("ingest", logs, "--warehouse", path, "--base-url", server.base_url)
+    assert right.exit_code == 0 and queue_counts(path) == {"loaded": 30}
+
+
+@pytest.mark.parametrize("value", [":memory:", "md:foo", "s3://bucket/w.duckdb", "file:x.db"])
+def test_a_warehouse_must_be_a_file(value: str, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    logs = write_id_log(tmp_path / "ids.log", Dataset(3, seed=1).ids)
+    for args in (["ingest", logs, "--warehouse", value], ["status", "--warehouse", value]):
+        result = invoke(*args, env={"OPENROUTER_API_KEY": KEY})
+        assert result.exit_code == 2 and "not a file path" in result.stderr, args
+    assert list(tmp_path.iterdir()) == [tmp_path / "ids.log"]
+
+
+def test_output_never_replaces_the_warehouse(loaded: Path):
+    before = loaded.read_bytes()
+    for args in (["query", "select 1 as a", "-o", loaded], ["report", "summary", "-f", "parquet", "-o", loaded],
+                 ["query", "select 1 as a", "-o", f"{loaded}.wal"]):
+        result = invoke(*args, "--warehouse", loaded)
+        assert result.exit_code == 2 and "is the warehouse itself" in result.stderr
+    assert loaded.read_bytes() == before
+
+
+def test_the_demo_deletes_nothing_it_did_not_write_and_never_adopts_a_loopback_warehouse(tmp_path: Path):
+    mine = tmp_path / "proj" / "demo" / "src" / "important.py"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("x")
+    result = invoke("demo", "--data-dir", tmp_path / "proj", "--warehouse", tmp_path / "d.duckdb")
+    assert result.exit_code == 2 and "holds files the demo did not write" in result.stderr
+    assert mine.read_text() == "x"
+    # a warehouse loaded through a proxy on loopback is no demo's, though its base URL is local
+    real = tmp_path / "real.duckdb"
+    con = warehouse.connect(real)
+    warehouse.start_run(con, options={"base_url": "http://127.0.0.1:8080/api/v1"})
+    con.close()
+    assert invoke("demo", "--data-dir", tmp_path / "d", "--warehouse", real).exit_code == 2
+    assert real.exists()
+
+
+def test_ingest_never_adds_its_tables_to_another_tools_duckdb_file(tmp_path: Path):
+    import duckdb
+
+    other = tmp_path / "sales.duckdb"
+    duckdb.connect(str(other)).execute("create table sales as select 1 as amount").close()
+    logs = write_id_log(tmp_path / "ids.log", Dataset(3, seed=1).ids)
+    result = invoke("ingest", logs, "--warehouse", other, env={"OPENROUTER_API_KEY": KEY})
+    assert result.exit_code == 2 and "not an orusage warehouse" in result.stderr
+    con = duckdb.connect(str(other), read_only=True)
+    assert [name for (name,) in con.execute("select table_name from duckdb_tables()").fetchall()] == ["sales"]
+    con.close()
+
+
+def test_control_characters_in_data_never_reach_the_terminal_raw(loaded: Path):
+    hostile = "\x1b]0;PWNED\x07\x1b[2J\nnext"
+    for fmt in ("table", "markdown"):
+        result = invoke("query", f"select chr(27) || ']0;PWNED' || chr(7) || chr(27) || '[2J' || chr(10) || 'next' as u",
+                        "--warehouse", loaded, "-f", fmt)
+        assert result.exit_code == 0 and "\x1b" not in result.stdout and "\x07" not in result.stdout
+        assert "\\x1b]0;PWNED\\x07\\x1b[2J\\x0anext" in result.stdout
+    assert output.printable(hostile) == "\\x1b]0;PWNED\\x07\\x1b[2J\\x0anext"
+    assert "\x1b" not in progress.status_text({"warehouse": "w", "queue": {}, "generations": {"count": 0}, "runs": [],
+                                               "failures": [{"ids": 1, "reason": hostile, "example_id": "gen-1"}]})
+
+
+def test_a_log_whose_name_is_not_utf8_is_read_with_the_others(orusage, tmp_path: Path):
+    dataset, logs, path = dataset_with_logs(tmp_path, 20, seed=22)
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/odd-caf\xe9"))
+    odd.mkdir()
+    extra = Dataset(25, seed=23)
+    write_id_log(odd / "x.log", extra.ids[20:])
+    with start_server(dataset, api_key=KEY) as server:
+        result = orusage("ingest", logs, odd, "--warehouse", path, "--base-url", server.base_url)
+    assert result.exit_code in (0, 1), result.stderr
+    assert "Traceback" not in result.stderr
+    assert sum(queue_counts(path).values()) == 25
+    ((source,),) = read(path, "select source from ingest_queue where source like '%odd-caf%' limit 1")
+    assert "odd-caf\\xe9" in source
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/api/v1?api_key=sk-or-v1-SECRETQS", "http://127.0.0.1:9/api/v1#tok=x"])
+def test_a_base_url_with_a_query_or_fragment_is_refused(url: str, tmp_path: Path):
+    logs = write_id_log(tmp_path / "ids.log", Dataset(3, seed=1).ids)
+    result = invoke("ingest", logs, "--warehouse", tmp_path / "w.duckdb", "--base-url", url,
+                    env={"OPENROUTER_API_KEY": KEY})
+    assert result.exit_code == 2 and "query string or fragment" in result.stderr and "SECRETQS" not in result.output
+
+
+def test_odd_values_are_one_line_errors_not_crashes(tmp_path: Path, loaded: Path):
+    logs = write_id_log(tmp_path / "ids.log", Dataset(3, seed=1).ids)
+    assert invoke("ids", logs, "--until", "9999-12-31").exit_code == 2
+    assert invoke("report", "summary", "--until", "9999-12-31", "--warehouse", loaded).exit_code == 2
+    non_ascii = invoke("ingest", logs, "--warehouse", tmp_path / "w.duckdb", env={"OPENROUTER_API_KEY": "sk-or-v1-ключ"})
+    assert non_ascii.exit_code == 2 and "not ASCII" in non_ascii.stderr and "ключ" not in non_ascii.output
+
+
+def test_an_absurd_server_wait_is_capped_not_a_crash():
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "1e12"}, json={"error": {"message": "slow down", "code": 429}})
+
+    clock = Clock()
+    client = OpenRouterClient(KEY, base_url="http://127.0.0.1:9/api/v1", transport=httpx.MockTransport(answer),
+                              sleep=clock.sleep, clock=clock)
+    outcome = asyncio.run(client.get_generation("gen-1771967973-0hZ8J5kY7qLMOKbPx0u3"))
+    assert isinstance(outcome, Failed) and "left for a later run" in outcome.last_error
+
+
+def test_json_reports_a_crash_as_an_object_on_stdout(orusage, tmp_path, monkeypatch):
+    import json
+
+    dataset, logs, path = dataset_with_logs(tmp_path, 10, seed=24)
+    monkeypatch.setattr(warehouse, "upsert_batch", lambda *a, **k: 1 / 0)
+    with start_server(dataset, api_key=KEY) as server:
+        result = orusage("ingest", logs, "--warehouse", path, "--base-url", server.base_url, "--json")
+    assert result.exit_code == 4
+    answer = json.loads(result.stdout)
+    assert answer["outcome"] == "crashed" and "ZeroDivisionError" in answer["error"]
