@@ -242,17 +242,21 @@ def _slow_run(tmp_path: Path, server_latency_ms: float = 20) -> tuple[subprocess
     return child, path, server
 
 
-def _wait_for_rows(child: subprocess.Popen, seconds: float = 3.0) -> None:
-    """Long enough for batches to commit (the run takes ~25 s), while it runs: the writer holds the
-    file, so a reader cannot look at it meanwhile."""
-    time.sleep(seconds)
+def _wait_for_rows(child: subprocess.Popen, server) -> None:
+    """Until the API has answered enough for a few batches (of 20) to commit, and a moment more:
+    the writer holds the file, so a reader cannot look at the warehouse meanwhile."""
+    deadline = time.monotonic() + 90
+    while sum(server.snapshot().ok_by_id.values()) < 200:
+        assert child.poll() is None and time.monotonic() < deadline, "the run ended, or never started"
+        time.sleep(0.1)
+    time.sleep(1.0)
     assert child.poll() is None, "the run ended too early"
 
 
 def test_sigterm_ends_an_ingest_as_ctrl_c_does_and_its_row_tells_the_truth(tmp_path: Path):
     child, path, server = _slow_run(tmp_path)
     try:
-        _wait_for_rows(child)
+        _wait_for_rows(child, server)
         child.send_signal(signal.SIGTERM)
         _, stderr = child.communicate(timeout=60)
     finally:
@@ -267,7 +271,7 @@ def test_sigterm_ends_an_ingest_as_ctrl_c_does_and_its_row_tells_the_truth(tmp_p
 def test_after_kill_9_the_runs_row_counts_what_was_committed(tmp_path: Path):
     child, path, server = _slow_run(tmp_path)
     try:
-        _wait_for_rows(child)
+        _wait_for_rows(child, server)
         child.kill()
         child.wait(timeout=30)
     finally:
