@@ -175,9 +175,15 @@ def _refuse_output_over(warehouse: str, output_path: str | None) -> None:
     """--output must not name the warehouse (or its WAL): writing there would replace it."""
     if output_path is None:
         return
-    target = Path(output_path).resolve()
-    if target in (Path(warehouse).resolve(), Path(f"{warehouse}.wal").resolve()):
-        raise _InputError(f"--output {output_path} is the warehouse itself: give another file")
+    import os
+
+    target = Path(output_path)
+    for protected in (Path(warehouse), Path(f"{warehouse}.wal")):
+        same = target.resolve() == protected.resolve()
+        with contextlib.suppress(OSError):  # a hard link is the same file under another name
+            same = same or (target.exists() and protected.exists() and os.path.samefile(target, protected))
+        if same:
+            raise _InputError(f"--output {output_path} is the warehouse itself: give another file")
 
 
 def _utc_bound(end: bool):  # click callback for --since/--until on `ids` and `ingest`

@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 RETRIED_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504, *range(520, 531)})
 FATAL_STATUSES: Final = frozenset({401, 402, 403})
 _ERROR_TEXT_MAX_CHARS: Final = 300
+_HTML_PAGES_UNUSABLE: Final = 20
 _LONGEST_WAIT_S: Final = 366 * 86_400.0  # what a wait the server names is capped at: a year
 
 
@@ -235,6 +236,7 @@ class OpenRouterClient:
                                  min_failures=policy.unreachable_min_failures)
         self._not_before = 0.0  # shared across requests: set by 429s and Retry-After
         self._consecutive_429s = 0  # across the client, since its last 200
+        self._html_pages_in_a_row = 0  # 200s with an HTML page, across the client
         self._fatal: FatalAPIError | None = None
         self._refuse_until = 0.0  # set by a wait over policy.max_wait_s
         self._refusal: Failed | None = None
@@ -393,6 +395,11 @@ class OpenRouterClient:
         status = response.status_code
         self.stats.by_status[status] += 1
         if status == 200:
+            # An HTML page is retried (a captive portal passes), but only so many in a row: then a web
+            # server, not the API, is at the base URL.
+            self._html_pages_in_a_row = self._html_pages_in_a_row + 1 if body.lstrip()[:1] == b"<" else 0
+            if self._html_pages_in_a_row >= _HTML_PAGES_UNUSABLE:
+                return _Verdict("unusable", 200, f"HTTP 200 with an HTML page: {self._redact(_error_summary(body, None))}")
             problem = _body_problem(body)
             if problem is None:
                 return _Verdict("loaded", 200, body=body)

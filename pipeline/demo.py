@@ -52,6 +52,8 @@ def write_demo_logs(dataset: Dataset, logs_dir: Path) -> None:
     """Spread the dataset's ids over the log shapes apps really write (see tests/fixtures), in
     DEMO_LOG_FILES under `logs_dir`, which must hold nothing else (the demo reads the whole folder,
     and never deletes what it did not write)."""
+    if logs_dir.is_symlink() or any(p.is_symlink() for p in logs_dir.rglob("*")):
+        raise DemoError(f"{logs_dir} holds a symbolic link: the demo writes only into a folder of its own")
     if logs_dir.exists():
         others = sorted(str(p) for p in logs_dir.rglob("*")
                         if not p.is_dir() and p.relative_to(logs_dir).as_posix() not in DEMO_LOG_FILES)

@@ -123,7 +123,7 @@ def summary_text(summary: RunSummary) -> str:
                      + (f"; the API's rate limit found: settled at {p.settled_rps:,.1f} requests/s"
                         if p.settled_rps is not None else ""))
     if summary.error:
-        lines.append(f"  error: {summary.error}")
+        lines.append(f"  error: {printable(summary.error)}")
     if summary.outcome == "some_failed":
         if p.waiting:
             due = f", the first due again at {p.next_due_at:%Y-%m-%d %H:%M:%S} UTC" if p.next_due_at else ""
@@ -148,7 +148,7 @@ def status_text(report: dict) -> str:
     if report["runs"]:
         last = report["runs"][0]
         lines.append(f"last run: {last['run_id']} started {last['started_at']} UTC: {last['outcome'] or 'unfinished'}"
-                     + (f": {last['error']}" if last.get("error") else ""))
+                     + (f": {printable(last['error'])}" if last.get("error") else ""))
         lines.append("last runs:")
         for run in report["runs"]:
             lines.append(f"  {run['run_id']}  {run['outcome'] or 'unfinished'}  loaded {run['loaded'] or 0:,}  "

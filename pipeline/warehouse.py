@@ -331,7 +331,21 @@ def _applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
     ).fetchone()[0]
     if not exists:
         return set()
-    return {version for (version,) in con.execute("select version from schema_migrations").fetchall()}
+    # Another tool's `schema_migrations` (Rails, dbmate...) is not ours: every row must name one of
+    # our migrations, under its number (a newer orusage's numbers, unknown here, are let through).
+    known = {version: name for version, name, _ in migrations()}
+    try:
+        rows = con.execute("select version, name from schema_migrations").fetchall()
+    except duckdb.Error:
+        rows = None
+    if rows is None or any(not isinstance(version, int) or known.get(version, name) != name for version, name in rows):
+        raise WarehouseError(f"{_database_path(con)} is a DuckDB file but not an orusage warehouse "
+                             "(its schema_migrations is another tool's)")
+    return {version for version, _ in rows}
+
+
+def _database_path(con: duckdb.DuckDBPyConnection) -> str:
+    return con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
 
 
 def _refuse_newer(con: duckdb.DuckDBPyConnection, path: Path, applied: set[int]) -> None:

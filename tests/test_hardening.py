@@ -464,3 +464,72 @@ def test_json_reports_a_crash_as_an_object_on_stdout(orusage, tmp_path, monkeypa
     assert result.exit_code == 4
     answer = json.loads(result.stdout)
     assert answer["outcome"] == "crashed" and "ZeroDivisionError" in answer["error"]
+
+
+# --- a third probe ----------------------------------------------------------------------------------
+
+
+def test_a_web_server_answering_html_pages_stops_the_run_instead_of_failing_every_id():
+    def page(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html><title>It works</title></html>")
+
+    clock = Clock()
+    client = OpenRouterClient(KEY, base_url="http://127.0.0.1:9/v1", transport=httpx.MockTransport(page),
+                              sleep=clock.sleep, clock=clock, policy=RetryPolicy(max_attempts=100))
+    from pipeline.client import APIUnusableError
+
+    with pytest.raises(APIUnusableError, match="HTML page: It works"):
+        asyncio.run(client.get_generation("gen-1771967973-0hZ8J5kY7qLMOKbPx0u3"))
+
+
+def test_another_tools_schema_migrations_table_is_not_taken_for_ours(tmp_path: Path):
+    import duckdb
+
+    logs = write_id_log(tmp_path / "ids.log", Dataset(3, seed=1).ids)
+    for ddl in ("create table schema_migrations (version integer, name varchar); insert into schema_migrations values (6, 'x')",
+                "create table schema_migrations (version varchar primary key); insert into schema_migrations values ('20240101')"):
+        other = tmp_path / f"rails-{len(ddl)}.duckdb"
+        con = duckdb.connect(str(other))
+        con.execute(ddl + "; create table users (id integer)")
+        con.close()
+        for args in (["ingest", "--dry-run", logs], ["status"]):
+            result = invoke(*args, "--warehouse", other, env={"OPENROUTER_API_KEY": KEY})
+            assert result.exit_code == 2 and "not an orusage warehouse" in result.stderr, (ddl, args, result.output)
+        con = duckdb.connect(str(other), read_only=True)
+        assert sorted(n for (n,) in con.execute("select table_name from duckdb_tables()").fetchall()) == ["schema_migrations", "users"]
+        assert con.execute("select count(*) from duckdb_views() where not internal").fetchone() == (0,)
+        con.close()
+
+
+def test_output_through_a_hard_link_never_replaces_the_warehouse(loaded: Path):
+    link = loaded.with_name("hard.duckdb")
+    os.link(loaded, link)
+    before = loaded.read_bytes()
+    result = invoke("query", "select 1 as a", "--warehouse", loaded, "-o", link, "-f", "csv")
+    assert result.exit_code == 2 and "is the warehouse itself" in result.stderr
+    assert loaded.read_bytes() == before
+
+
+def test_the_demo_never_writes_through_a_symbolic_link(tmp_path: Path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "app.jsonl").write_text("mine")
+    (tmp_path / "D" / "demo").mkdir(parents=True)
+    (tmp_path / "D" / "demo" / "api").symlink_to(real)
+    result = invoke("demo", "--data-dir", tmp_path / "D", "--warehouse", tmp_path / "d.duckdb")
+    assert result.exit_code == 2 and "symbolic link" in result.stderr
+    assert (real / "app.jsonl").read_text() == "mine" and sorted(p.name for p in real.iterdir()) == ["app.jsonl"]
+
+
+def test_an_api_error_with_control_characters_is_shown_escaped_in_the_summary_and_status():
+    from pipeline.ingest import RunSummary
+    from pipeline.logs import ScanStats
+
+    hostile = "OpenRouter rejected the API key (HTTP 401: m\x1b[31mRED\x07bell\x9bC1\x00\x7f)"
+    text = progress.summary_text(RunSummary("r", "key_refused", Progress(), ScanStats(), {}, hostile))
+    status = progress.status_text({"warehouse": "w", "queue": {}, "generations": {"count": 0}, "failures": [],
+                                   "runs": [{"run_id": "r", "started_at": "t", "outcome": "key_refused", "loaded": 0,
+                                             "not_found": 0, "failed": 0, "error": hostile}]})
+    for shown in (text, status):
+        assert not any(c in shown for c in "\x1b\x07\x9b\x00\x7f")
+        assert "m\\x1b[31mRED\\x07bell\\x9bC1\\x00\\x7f" in shown
