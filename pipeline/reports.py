@@ -25,7 +25,6 @@ import duckdb
 import polars as pl
 
 from pipeline import config
-from pipeline.errors import one_line  # noqa: F401 - the CLI and notebooks call reports.one_line
 
 REPORTS_DIR = config.SQL_DIR / "reports"
 DEFAULT_WINDOW = timedelta(days=30)
