@@ -19,6 +19,13 @@ Everything the design says about retrying lives in this module, in `RetryPolicy`
   block for hours, nor hammer an API that has said no; the next run retries these ids.
 - 404: generations appear with a lag, so an id is `NotFound` only after `not_found_attempts` 404s
   (at least 4, that is 3 retries with backoff).
+- 429s spend a budget of their own (`rate_limited_attempts`), not `max_attempts`: a limit says
+  "slower", and the client slows as a whole (`AdaptiveRate`: paced just under the rate the API
+  let through once 429s pass a share of its recent answers; `--max-rps` stays a hard cap).
+- Connection failures and timeouts while the whole client gets no answer spend no attempt; after
+  `unreachable_after_s` of them (`unreachable_min_failures` in a row) `APIUnreachableError` stops
+  the run. A 404 without the API's JSON error body, or 20 HTML pages with a 200 in a row, mean
+  the base URL is not the API: `APIUnusableError` stops the run, and no id is marked.
 - 401, 402, 403: `FatalAPIError` at once. The key is wrong or out of credit; retrying cannot help.
 - Any other status (400, 405, 501...) is `Failed` at once: asking again gets the same answer.
 

@@ -187,21 +187,21 @@ def _ingest(con, options: IngestOptions, *, api_key, on_progress: ProgressCallba
     try:
         return _run(con, run_id, options, api_key, progress, scan, on_progress, warn)
     except KeyboardInterrupt:  # while the logs were read (the fetch handles its own): nothing fetched
-        if options.dry_run:
-            con.execute("rollback")
         summary = RunSummary(run_id, "interrupted", progress, scan, {}, "interrupted")
-        warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
+        _record_end(con, options, summary)
         return summary
     except Exception as exc:
-        message = errors.described(exc)
-        summary = RunSummary(run_id, "crashed", progress, scan, {}, message)
-        try:
-            if options.dry_run:
-                con.execute("rollback")
-            warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
-        except Exception:  # noqa: S110 - the warehouse itself may be what failed; the crash is reported anyway
-            pass
-        raise IngestCrashed(run_id, message) from exc
+        summary = RunSummary(run_id, "crashed", progress, scan, {}, errors.described(exc))
+        with contextlib.suppress(Exception):  # the warehouse itself may be what failed: reported anyway
+            _record_end(con, options, summary)
+        raise IngestCrashed(run_id, summary.error or "") from exc
+
+
+def _record_end(con, options: IngestOptions, summary: RunSummary) -> None:
+    """A run that ended before its fetch finished: a dry run's transaction undone, the row written."""
+    if options.dry_run:
+        con.execute("rollback")
+    warehouse.finish_run(con, run_id=summary.run_id, counts=summary.as_dict(), outcome=summary.outcome)
 
 
 def _run(con, run_id: str, options: IngestOptions, api_key, progress: Progress, scan: ScanStats,

@@ -849,11 +849,10 @@ _ID_TIME = (
 
 
 def _due_filter(refresh: bool) -> str:
-    id_time = _ID_TIME
     statuses = [
         "status = 'pending'",
         "(status = 'failed' and coalesce(next_attempt_at <= $now, true))",
-        f"(status = 'not_found' and coalesce(next_attempt_at <= $now, true) and {id_time} > $now - $give_up)",
+        f"(status = 'not_found' and coalesce(next_attempt_at <= $now, true) and {_ID_TIME} > $now - $give_up)",
     ]
     if refresh:
         statuses.append("status = 'loaded'")
