@@ -185,3 +185,37 @@ def test_a_batch_is_handed_to_duckdb_as_a_table_so_no_filter_reaches_pyarrow(tmp
         assert con.execute("select count(*) from _batch where generation_id >= 'gen-2'").fetchone() == (1,)
     assert con.execute("select count(*) from duckdb_tables() where table_name = '_batch'").fetchone() == (0,)
     con.close()
+
+
+# --- the repository stands alone ----------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_run_uses_the_interpreter_that_runs_it_or_python(monkeypatch):
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    def load():
+        loader = importlib.machinery.SourceFileLoader("bench_run", str(ROOT / "bench" / "run"))
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader("bench_run", loader))
+        monkeypatch.setitem(sys.modules, "bench_run", module)  # its dataclasses look themselves up there
+        loader.exec_module(module)
+        return module
+
+    monkeypatch.delenv("PYTHON", raising=False)
+    assert load().PYTHON == sys.executable
+    monkeypatch.setenv("PYTHON", "/opt/python3.13/bin/python3")
+    assert load().PYTHON == "/opt/python3.13/bin/python3"
+
+
+def test_the_docs_point_nowhere_outside_the_repository_and_state_the_contract():
+    for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "pipeline").glob("*.py"),
+                 *(ROOT / "notebooks").glob("*")]:
+        if path.is_file():
+            assert "../shared" not in path.read_text(errors="replace"), path
+    contract = (ROOT / "docs" / "warehouse.md").read_text()
+    for table in ("generations", "provider_responses", "ingest_queue", "ingest_runs"):
+        assert f"### `{table}`" in contract
+    assert "docs/warehouse.md" in (ROOT / "README.md").read_text()
