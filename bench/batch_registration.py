@@ -1,4 +1,4 @@
-"""What handing a batch to DuckDB costs: a copy into a temp table (what `warehouse._registered`
+"""What handing a batch to DuckDB costs: a copy into a temp table (what `duckdb_writes._registered`
 does) against scanning the polars frame's Arrow stream in place (what it did before, which broke
 wherever pyarrow is importable: see `_registered`'s docstring).
 
@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from normalize_upsert import Bodies, loaded  # noqa: E402
 
 from pipeline import normalize, warehouse  # noqa: E402
+from pipeline.warehouse import duckdb_file, duckdb_writes
 
 
 def registration_ms(con: duckdb.DuckDBPyConnection, frame, *, copy: bool, repeat: int) -> float:
@@ -33,10 +34,10 @@ def registration_ms(con: duckdb.DuckDBPyConnection, frame, *, copy: bool, repeat
     for _ in range(repeat):
         start = time.perf_counter()
         if copy:
-            with warehouse._registered(con, {"batch": frame}):
+            with duckdb_writes._registered(con, {"batch": frame}):
                 pass
         else:
-            con.register("batch", warehouse._ArrowStream(frame))
+            con.register("batch", duckdb_writes._ArrowStream(frame))
             con.unregister("batch")
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1000
@@ -52,7 +53,7 @@ def main() -> None:
     batch = normalize.normalize_bodies([bodies.body(i) for i in range(args.batch)])
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
-        con = warehouse.connect(Path(folder) / "w.duckdb")
+        con = duckdb_file.connect(Path(folder) / "w.duckdb")
         figures["stream_ms"] = registration_ms(con, batch.generations, copy=False, repeat=args.repeat)
         figures["copy_ms"] = registration_ms(con, batch.generations, copy=True, repeat=args.repeat)
         upserts = []
@@ -60,7 +61,7 @@ def main() -> None:
             fresh = normalize.normalize_bodies([bodies.body(i) for i in range((round_ + 1) * args.batch,
                                                                                (round_ + 2) * args.batch)])
             start = time.perf_counter()
-            warehouse.upsert_batch(con, fresh, loaded(list(fresh.generations["id"])), run_id="bench")
+            duckdb_writes.upsert_batch(con, fresh, loaded(list(fresh.generations["id"])), run_id="bench")
             upserts.append(time.perf_counter() - start)
         figures["upsert_batch_ms"] = statistics.median(upserts) * 1000
         con.close()

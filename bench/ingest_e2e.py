@@ -112,17 +112,17 @@ def grown_warehouse(rows: int) -> Path:
     """A warehouse at the current schema holding `rows` generations, their attempts and a `loaded`
     queue row each; built once (the name carries the schema version, so an older one is not reused)."""
     sys.path.insert(0, str(ROOT))
-    from pipeline import warehouse
+    from pipeline.warehouse import duckdb_file, sql_files
     from reports import build
 
-    version = max(version for version, _, _ in warehouse.migrations())
+    version = sql_files.latest_version()
     path = OUT / f"grown_{rows}_v{version}.duckdb"
     if path.exists():
         return path
     with note(f"building a warehouse of {rows:,} generations"):
         staging = path.with_name(f".{path.name}.new")
         build(staging, rows)
-        con = warehouse.connect(staging)
+        con = duckdb_file.connect(staging)
         con.execute("""
             insert into ingest_queue (generation_id, first_seen_at, source, status, attempts, updated_at)
             select id, created_at, 'app.log:' || rowid, 'loaded', 1, loaded_at from generations

@@ -38,13 +38,69 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline import normalize, warehouse  # noqa: E402
+from pipeline import normalize  # noqa: E402
+from pipeline.warehouse import QueueUpdate, duckdb_file, duckdb_writes  # noqa: E402
 from pipeline.fake_api import Dataset  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 FIGURES: dict[str, object] = {}  # what --json prints at the end (bench/run reads it)
 T0_S = 1_771_000_000
 RUN_ID = "bench"
+
+
+# --- the upsert candidates -------------------------------------------------------------------
+# What the warehouse's upsert (duckdb_writes.write_generations: stored rows found by rowid, then
+# compared and updated, new ones inserted) is measured against. Each candidate is one statement
+# for the generations, then the stored attempts replaced.
+
+W = duckdb_writes
+BY_ROWID = "by_rowid"
+
+
+def _merge_sql(changed: str) -> str:
+    updates = ", ".join(f"{column} = batch.{column}" for column in W._GENERATION_COLUMNS if column != "id")
+    columns = ", ".join(W._GENERATION_COLUMNS)
+    values = ", ".join(f"batch.{column}" for column in W._GENERATION_COLUMNS)
+    return (
+        f"merge into generations using {W._generations_source()} as batch on generations.id = batch.id "
+        f"when matched and ({changed}) then update set {updates} "
+        f"when not matched then insert ({columns}) values ({values})"
+    )
+
+
+def _delete_insert_sql() -> str:
+    columns = ", ".join(W._GENERATION_COLUMNS)
+    return (
+        f"delete from generations where id in (select id from {W._BATCH_GENERATIONS}); "
+        f"insert into generations ({columns}) select {columns} from {W._generations_source()}"
+    )
+
+
+ONE_STATEMENT_UPSERTS = {
+    "merge": _merge_sql(W._API_FIELDS_CHANGED),
+    "merge_raw": _merge_sql(W._RAW_CHANGED),
+    "delete_insert": _delete_insert_sql(),
+}
+UPSERT_STRATEGIES = (BY_ROWID, *ONE_STATEMENT_UPSERTS)
+_REPLACE_ATTEMPTS_SQL = W._replace_attempts_sql(f"select id from {W._BATCH_GENERATIONS}")
+
+
+def upsert_with(strategy: str, con, frame, updates, *, run_id: str) -> None:
+    """upsert_batch, with the generations written by `strategy` (by_rowid: the warehouse's own)."""
+    if strategy == BY_ROWID:
+        W.upsert_batch(con, frame, updates, run_id=run_id)
+        return
+
+    def write_generations(con, batch, *, loaded_at, run_id):
+        with W._registered(con, {W._BATCH_GENERATIONS: batch.generations, W._BATCH_ATTEMPTS: batch.provider_responses}):
+            con.execute(ONE_STATEMENT_UPSERTS[strategy], {"loaded_at": loaded_at, "run_id": run_id})
+            con.execute(_REPLACE_ATTEMPTS_SQL)
+
+    original, W.write_generations = W.write_generations, write_generations
+    try:
+        W.upsert_batch(con, frame, updates, run_id=run_id)
+    finally:
+        W.write_generations = original
 
 
 # --- bodies ----------------------------------------------------------------------------------
@@ -195,7 +251,7 @@ def parse_candidates(sample: list[tuple[str, bytes]]) -> list[tuple[str, str, Ca
 
     def duckdb_json_transform() -> object:
         source = pl.DataFrame({"body": pl.Series(bodies, dtype=pl.Binary()).cast(pl.String())})
-        con.register("bodies", warehouse._ArrowStream(source))
+        con.register("bodies", duckdb_writes._ArrowStream(source))
         return pl.DataFrame(con.sql(f"select unnest(json_transform(body, '{duck_structure}').data) from bodies"))
 
     def normalize_bodies() -> object:
@@ -235,8 +291,8 @@ def sum_generation_s(bodies: Bodies, plan: list[list[int]]) -> float:
     return time.perf_counter() - started
 
 
-def loaded(ids: list[str]) -> list[warehouse.QueueUpdate]:
-    return [warehouse.QueueUpdate(generation_id, "loaded", 1, 200, None, None) for generation_id in ids]
+def loaded(ids: list[str]) -> list[QueueUpdate]:
+    return [QueueUpdate(generation_id, "loaded", 1, 200, None, None) for generation_id in ids]
 
 
 def batches(start: int, stop: int, size: int) -> Iterator[range]:
@@ -270,7 +326,7 @@ def main() -> None:
           f"polars {pl.__version__}, msgspec {msgspec.__version__}, {psutil.cpu_count()} cpus")
     print(f"bodies: {sum(len(bodies.body(index)[1]) for index in range(1000)) / 1000:,.0f} bytes on average")
 
-    con = warehouse.connect(path)
+    con = duckdb_file.connect(path)
     build(con, bodies, existing, stream, batch)
     end_to_end_rate = run_stream(con, path, bodies, existing, stream, batch)
     identical_rate = identical_refetches(con, bodies, existing, stream, batch)
@@ -314,19 +370,19 @@ def build(con: duckdb.DuckDBPyConnection, bodies: Bodies, existing: int, stream:
     for ids in batches(0, existing, batch):
         frame = normalize.normalize_bodies([bodies.body(index) for index in ids])
         updates = loaded(list(frame.generations["id"]))
-        timing, _ = timed(lambda: warehouse.upsert_batch(con, frame, updates, run_id=RUN_ID))
+        timing, _ = timed(lambda: duckdb_writes.upsert_batch(con, frame, updates, run_id=RUN_ID))
         load = Timing(load.wall_s + timing.wall_s, load.cpu_s + timing.cpu_s)
     timing, _ = timed(lambda: con.execute("checkpoint"))
     print(line("upsert_batch, all new ids, + the checkpoint", existing,
                Timing(load.wall_s + timing.wall_s, load.cpu_s + timing.cpu_s)))
     new_ids = range(existing, existing + stream - stream // 2)
     found = [(bodies.generation_id(index), f"app.log:{index}") for index in new_ids]
-    timing, _ = timed(lambda: warehouse.stage_ids(con, found, seen_at=datetime.now(timezone.utc)))
+    timing, _ = timed(lambda: duckdb_writes.stage_ids(con, found, seen_at=datetime.now(timezone.utc)))
     print(line("stage_ids (the stream's new ids, as pending)", len(new_ids), timing))
 
 
 def run_stream(con: duckdb.DuckDBPyConnection, path: Path, bodies: Bodies, existing: int, stream: int, batch: int) -> float:
-    print(f"\nthe stream: {stream:,} bodies, normalize_bodies + upsert_batch ({warehouse.UPSERT_STRATEGY}) per batch;")
+    print(f"\nthe stream: {stream:,} bodies, normalize_bodies + upsert_batch per batch;")
     print("  first half one batch after the other; second half pipelined (the next batch is normalized while")
     print("  DuckDB writes the previous one on another thread, as ingest's writer thread overlaps fetching):")
     gc.collect()
@@ -335,8 +391,8 @@ def run_stream(con: duckdb.DuckDBPyConnection, path: Path, bodies: Bodies, exist
     plan = list(stream_batches(existing, stream, batch))
     halfway = max(1, len(plan) // 2)
 
-    def upsert(frame: normalize.NormalizedBatch, updates: list[warehouse.QueueUpdate]) -> None:
-        warehouse.upsert_batch(con, frame, updates, run_id=RUN_ID)
+    def upsert(frame: normalize.NormalizedBatch, updates: list[QueueUpdate]) -> None:
+        duckdb_writes.upsert_batch(con, frame, updates, run_id=RUN_ID)
         peak[0] = max(peak[0], rss_mb())
 
     normalize_t, upsert_t = Timing(0, 0), Timing(0, 0)
@@ -404,7 +460,7 @@ def identical_refetches(con: duckdb.DuckDBPyConnection, bodies: Bodies, existing
         raw = [bodies.body(index) for index in indexes]
         n_timing, frame = timed(lambda: normalize.normalize_bodies(raw))
         updates = loaded([generation_id for generation_id, _ in raw])
-        u_timing, _ = timed(lambda: warehouse.upsert_batch(con, frame, updates, run_id="identical"))
+        u_timing, _ = timed(lambda: duckdb_writes.upsert_batch(con, frame, updates, run_id="identical"))
         normalize_t = Timing(normalize_t.wall_s + n_timing.wall_s, normalize_t.cpu_s + n_timing.cpu_s)
         upsert_t = Timing(upsert_t.wall_s + u_timing.wall_s, upsert_t.cpu_s + u_timing.cpu_s)
     checkpoint_t, _ = timed(lambda: con.execute("checkpoint"))
@@ -423,8 +479,8 @@ def upsert_candidates(con: duckdb.DuckDBPyConnection, bodies: Bodies, existing: 
     print(f"\nupsert candidates (upsert_batch, batches of {batch:,}; existing ids get a changed body):")
     spare_new = 10 * (existing + stream)  # new ids for this part only, far from the stream's
     spare_old = existing - 1  # existing ids, from the top down (the stream took them from the bottom up)
-    for strategy in warehouse.UPSERT_STRATEGIES:
-        chosen = " (chosen)" if strategy == warehouse.UPSERT_STRATEGY else ""
+    for strategy in UPSERT_STRATEGIES:
+        chosen = " (chosen)" if strategy == BY_ROWID else ""
         for kind, key, new_share in (("new ids", "new", 1.0), ("existing ids, changed", "existing_changed", 0.0),
                                      ("half new, half existing", "half_new", 0.5)):
             new_count = int(batch * new_share)
@@ -434,14 +490,14 @@ def upsert_candidates(con: duckdb.DuckDBPyConnection, bodies: Bodies, existing: 
             spare_old -= batch - new_count
             frame = normalize.normalize_bodies([bodies.body(index, version=1) for index in indexes])
             updates = loaded(list(frame.generations["id"]))
-            timing, _ = timed(lambda: warehouse.upsert_batch(con, frame, updates, run_id=RUN_ID, strategy=strategy))
+            timing, _ = timed(lambda: upsert_with(strategy, con, frame, updates, run_id=RUN_ID))
             print(line(f"{strategy}{chosen}: {kind}", batch, timing))
             figure(f"upsert_{strategy}", key, batch, timing)
-        timing, _ = timed(lambda: warehouse.upsert_batch(con, frame, updates, run_id=RUN_ID, strategy=strategy))
+        timing, _ = timed(lambda: upsert_with(strategy, con, frame, updates, run_id=RUN_ID))
         print(line(f"{strategy}{chosen}: the same batch again (unchanged re-fetch)", batch, timing))
         figure(f"upsert_{strategy}", "unchanged_refetch", batch, timing)
     timing, _ = timed(lambda: con.execute("checkpoint"))
-    print(line("the checkpoint after them", batch * 4 * len(warehouse.UPSERT_STRATEGIES), timing))
+    print(line("the checkpoint after them", batch * 4 * len(UPSERT_STRATEGIES), timing))
 
 
 def raw_json_vs_varchar(con: duckdb.DuckDBPyConnection, bodies: Bodies, batch: int) -> None:
@@ -453,7 +509,7 @@ def raw_json_vs_varchar(con: duckdb.DuckDBPyConnection, bodies: Bodies, batch: i
     for raw_type in ("json", "varchar"):
         con.execute(f"create or replace temp table generations_{raw_type} as select * from generations limit 0")
         con.execute(f"alter table generations_{raw_type} alter raw type {raw_type}")
-        con.register("frame", warehouse._ArrowStream(frame))
+        con.register("frame", duckdb_writes._ArrowStream(frame))
         timing, _ = timed(lambda: con.execute(
             f"insert into generations_{raw_type} ({columns}, loaded_at) select {columns}, now() from frame"))
         con.unregister("frame")
@@ -464,7 +520,7 @@ def raw_json_vs_varchar(con: duckdb.DuckDBPyConnection, bodies: Bodies, batch: i
 
 def _empty_copy(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> None:
     """Table `g`, with `frame`'s columns and types and no rows."""
-    con.register("first", warehouse._ArrowStream(frame.clear()))
+    con.register("first", duckdb_writes._ArrowStream(frame.clear()))
     con.execute("create table g as select * from first")
     con.unregister("first")
 
@@ -475,7 +531,7 @@ def _load(con: duckdb.DuckDBPyConnection, frames: list[pl.DataFrame], statement:
     for frame in frames:
         if strip_raw:
             frame = frame.with_columns(pl.lit(None, pl.String()).alias("raw"))
-        con.register("b", warehouse._ArrowStream(frame))
+        con.register("b", duckdb_writes._ArrowStream(frame))
         timing, _ = timed(lambda: con.execute(statement))
         con.unregister("b")
         total = Timing(total.wall_s + timing.wall_s, total.cpu_s + timing.cpu_s)
@@ -490,7 +546,7 @@ def merge_ceiling(bodies: Bodies, batch: int, rows: int) -> None:
               for ids in batches(10**8, 10**8 + rows, batch)]  # ids unlike the warehouse's
     print(f"\nMERGE alone, in memory, new ids ({rows:,} rows, batches of {batch:,}; the upper bound of upsert_batch):")
     for label, key, strip_raw in (("with raw", "with_raw", False), ("raw null", "raw_null", True)):
-        memory = duckdb.connect(config={"threads": warehouse.THREADS})
+        memory = duckdb.connect(config={"threads": duckdb_writes.THREADS})
         _empty_copy(memory, frames[0])
         memory.execute("alter table g add primary key (id)")
         load = _load(memory, frames, "merge into g using b on g.id = b.id when matched then update when not matched "
@@ -509,8 +565,8 @@ def insert_floor(frames: list[pl.DataFrame], rows: int) -> None:
     for label, key, strip_raw in (("with raw", "with_raw", False), ("raw null", "raw_null", True)):
         path = OUT_DIR / f"insert_floor-{os.getpid()}.duckdb"
         remove(path)
-        disk = duckdb.connect(str(path), config={"threads": warehouse.THREADS})
-        disk.execute(f"set checkpoint_threshold = '{warehouse.NO_AUTOMATIC_CHECKPOINT}'")
+        disk = duckdb.connect(str(path), config={"threads": duckdb_writes.THREADS})
+        disk.execute(f"set checkpoint_threshold = '{duckdb_writes.NO_AUTOMATIC_CHECKPOINT}'")
         _empty_copy(disk, frames[0])
         inserts = _load(disk, frames, "insert into g select * from b", strip_raw=strip_raw)
         checkpoint, _ = timed(lambda: disk.execute("checkpoint"))
@@ -538,7 +594,7 @@ def naive(path: Path, bodies: Bodies, count: int) -> float:
     """The path this module replaces: a dict per record (json.loads), one row at a time, upserted by
     the primary key such code declares (the warehouse keeps its keys without one: see
     sql/schema/006_keys_without_art_indexes.sql)."""
-    con = warehouse.connect(path)
+    con = duckdb_file.connect(path)
     con.execute("create table naive_generations as select * from generations limit 0")
     con.execute("alter table naive_generations add primary key (id)")
     columns = [*normalize.API_FIELDS, "raw", "loaded_at", "run_id"]

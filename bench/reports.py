@@ -6,7 +6,7 @@
 
 The warehouse is built once per size under bench/out/ (reused afterwards; --rebuild to redo it) by
 DuckDB SQL alone: range() and hash-derived columns, no HTTP and no JSON parsing, so 10M rows take a
-minute, not an hour. Its schema and views are the real ones (pipeline.warehouse.connect); the
+minute, not an hour. Its schema and views are the real ones (pipeline.warehouse.duckdb_file.connect); the
 values are plausible, not the fake API's: 20 models with their own prices and providers, 6 apps,
 500 users, sessions, cache reads and writes, BYOK, cancellations, ~7% fallbacks. `raw` holds '{}':
 reports never read it, and a columnar file never touches a column a query does not name.
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline import reports  # noqa: E402
-from pipeline.warehouse import connect  # noqa: E402
+from pipeline.warehouse.duckdb_file import connect  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 DAYS = 60
@@ -75,7 +75,7 @@ def build(path: Path, rows: int) -> float:
     start = time.perf_counter()
     path.unlink(missing_ok=True)
     con = connect(path)
-    # The ingest's memory settings (warehouse.py) suit batches of a few thousand rows; generating
+    # The ingest's memory settings (pipeline/warehouse/duckdb_writes.py) suit batches of a few thousand rows; generating
     # millions of rows in one statement needs DuckDB's usual room and threads.
     con.execute("set memory_limit = '8GB'")
     con.execute("set threads = 2")

@@ -110,8 +110,14 @@ def _warehouse_option(help_text: str, default: str = config.DEFAULT_WAREHOUSE):
                         help=help_text)
 
 
+_READ_LOCK_TIMEOUT_OPTION = click.option(
+    "--lock-timeout", type=click.FloatRange(min=0), default=config.READ_LOCK_TIMEOUT_S, show_default=True,
+    help="Seconds to wait while an ingest writes a batch (readers answer between its batches).")
+
+
 def _read_options(f):  # the options `report` and `query` share
     f = _warehouse_option("The DuckDB file to read (opened read-only).")(f)
+    f = _READ_LOCK_TIMEOUT_OPTION(f)
     f = click.option("--output", "-o", "output_path", type=click.Path(dir_okay=False), default=None,
                      help="Write to FILE instead of stdout.")(f)
     f = click.option("--format", "-f", "fmt", default="table", show_default=True,
@@ -131,43 +137,39 @@ def _read_options(f):  # the options `report` and `query` share
 @_read_options
 def report_command(name: str | None, list_reports: bool, since: str | None, until: str | None, by: str | None,
                    model: str | None, provider: str | None, top: int | None, fmt: str, output_path: str | None,
-                   warehouse: str) -> None:
+                   warehouse: str, lock_timeout: float) -> None:
     """Run the named report over a window of the warehouse (default: the last 30 days of data)."""
-    import duckdb
-
-    from pipeline import output, reports
+    from pipeline import output, reports, warehouse as wh
 
     _refuse_output_over(warehouse, output_path)
     try:
         if list_reports or name is None:
             output.write_frame(reports.Warehouse.reports(), fmt=fmt, output=output_path)
             return
-        result = reports.Warehouse(warehouse).run(name, since=since, until=until, by=by, model=model,
+        result = reports.Warehouse(warehouse, lock_timeout_s=lock_timeout).run(name, since=since, until=until, by=by, model=model,
                                                   provider=provider, top=top)
         title = f"{name}{f' by {result.by}' if result.by else ''}, {result.window}"
         output.write_frame(result.frame, fmt=fmt, output=output_path, title=title)
-    except (reports.ReportError, output.OutputError, duckdb.Error, OSError, UnicodeError) as e:
+    except (reports.ReportError, output.OutputError, wh.QueryError, OSError, UnicodeError) as e:
         raise _InputError(errors.one_line(e)) from None
 
 
 @cli.command("query")
 @click.argument("sql")
 @_read_options
-def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str) -> None:
+def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str, lock_timeout: float) -> None:
     """Run one read-only SQL statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE); '-' reads it from stdin.
 
     Only the warehouse can be read: the query runs with DuckDB's external access off, so it can
     neither write a file nor read another one (COPY, ATTACH, INSTALL, read_csv are refused).
     """
-    import duckdb
-
-    from pipeline import output, reports
+    from pipeline import output, reports, warehouse as wh
 
     _refuse_output_over(warehouse, output_path)
     try:
-        frame = reports.Warehouse(warehouse).sql(click.get_text_stream("stdin").read() if sql == "-" else sql)
+        frame = reports.Warehouse(warehouse, lock_timeout_s=lock_timeout).sql(click.get_text_stream("stdin").read() if sql == "-" else sql)
         output.write_frame(frame, fmt=fmt, output=output_path)
-    except (reports.ReportError, output.OutputError, duckdb.Error, OSError, UnicodeError) as e:
+    except (reports.ReportError, output.OutputError, wh.QueryError, OSError, UnicodeError) as e:
         raise _InputError(errors.one_line(e)) from None
 
 
@@ -279,7 +281,7 @@ _WAREHOUSE_OPTION = _warehouse_option("The DuckDB file (ingest creates it on fir
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=2_500, show_default=True,
               help="Results per warehouse transaction.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Seconds to wait for another writer to release the warehouse.")
+              help="Seconds to wait for another ingest to finish with the warehouse.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the run summary as JSON on stdout (an error as {\"outcome\": \"error\", ...}).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary on stderr.")
@@ -355,13 +357,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 @cli.command("status")
 @_warehouse_option("The DuckDB file to read (opened read-only).")
+@_READ_LOCK_TIMEOUT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def status_command(warehouse: str, as_json: bool) -> None:
+def status_command(warehouse: str, lock_timeout: float, as_json: bool) -> None:
     """What the warehouse holds: queue by status, date range and totals, last runs, failures by reason."""
     from pipeline import progress, reports
 
     try:
-        report = reports.status(warehouse)
+        report = reports.status(warehouse, lock_timeout_s=lock_timeout)
     except reports.ReportError as exc:
         raise _InputError(str(exc)) from None
     click.echo(json.dumps(report, default=str, indent=2) if as_json else progress.status_text(report))

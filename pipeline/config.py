@@ -38,6 +38,12 @@ def _sql_dir() -> Path:
 
 SQL_DIR: Final = _sql_dir()
 
+# How long a reader (report, query, status, the notebook API) waits for an ingest's write window to
+# end before it says who holds the warehouse; and how long an ingest waits, at each window, for
+# readers to close the file (a reader left open for longer stops the run: the DuckDB CLI, say).
+READ_LOCK_TIMEOUT_S: Final = 30.0
+WRITER_WAITS_FOR_READERS_S: Final = 120.0
+
 # Ids staged in one statement (and held in Python at once) while the logs are read.
 STAGE_CHUNK_IDS: Final = 50_000
 

@@ -161,18 +161,18 @@ def refuse_real_warehouse(path: Path) -> None:
 
     refusal = (f"{path} is not a demo warehouse (it holds runs against a real API, or is no orusage "
                f"warehouse): the demo replaces its warehouse, so give it another one with --warehouse")
+    from pipeline.warehouse.sql_files import statement
+
     try:
-        con = warehouse.connect(path, read_only=True)
+        reader = warehouse.open_reader(path)
     except warehouse.WarehouseError:
         raise DemoError(refusal) from None
     try:
-        real_runs = con.execute(
-            "select count(*) from ingest_runs where coalesce(json_extract_string(options, '$.demo'), 'false') <> 'true'"
-        ).fetchone()[0]
-    except Exception:  # noqa: BLE001 - not a warehouse of ours
+        [(real_runs,)] = reader.rows(statement("status/real_runs"))
+    except warehouse.QueryError:  # not a warehouse of ours
         real_runs = 1
     finally:
-        con.close()
+        reader.close()
     if real_runs:
         raise DemoError(refusal)
 

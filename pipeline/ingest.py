@@ -37,7 +37,7 @@ from pipeline.logs import ScanStats, find_ids
 from pipeline.normalize import normalize_bodies
 
 # A `failed` id is due again on the next run; a `not_found` one an hour later (the API's lag is
-# seconds to minutes), until it is a week old (warehouse.due_ids applies the age limit).
+# seconds to minutes), until it is a week old (sql/queue/due.sql applies the age limit).
 NOT_FOUND_RECHECK_AFTER = timedelta(hours=1)
 
 
@@ -52,7 +52,7 @@ class IngestOptions:
     until: datetime | None = None
     refresh: bool = False
     dry_run: bool = False
-    batch_size: int = 2_500  # results per transaction; memory, measured: see warehouse.MEMORY_LIMIT_MB
+    batch_size: int = 2_500  # results per transaction; memory, measured: see warehouse.duckdb_writes.MEMORY_LIMIT_MB
     batch_seconds: float = 2.0
     lock_timeout_s: float = 0.0
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
@@ -175,79 +175,69 @@ def ingest(
         path = options.warehouse_path
         if options.dry_run and not path.exists():
             path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="orusage-dry-run-"))) / path.name
-        con = warehouse.connect(path, lock_timeout_s=options.lock_timeout_s)
-        stack.callback(con.close)
-        return _ingest(con, options, api_key=api_key, on_progress=on_progress or (lambda _: None), warn=warn)
+        store = warehouse.open_writer(path, lock_timeout_s=options.lock_timeout_s)
+        stack.callback(store.close)
+        return _ingest(store, options, api_key=api_key, on_progress=on_progress or (lambda _: None), warn=warn)
 
 
-def _ingest(con, options: IngestOptions, *, api_key, on_progress: ProgressCallback, warn) -> RunSummary:
+def _ingest(store: warehouse.Writer, options: IngestOptions, *, api_key, on_progress: ProgressCallback,
+            warn) -> RunSummary:
     progress = Progress()
     scan = ScanStats()
-    run_id = warehouse.start_run(con, options=options.for_the_record())
+    run_id = store.start_run(options=options.for_the_record())
     try:
-        return _run(con, run_id, options, api_key, progress, scan, on_progress, warn)
+        return _run(store, run_id, options, api_key, progress, scan, on_progress, warn)
     except KeyboardInterrupt:  # while the logs were read (the fetch handles its own): nothing fetched
         summary = RunSummary(run_id, "interrupted", progress, scan, {}, "interrupted")
-        _record_end(con, options, summary)
+        store.finish_run(summary.run_id, counts=summary.as_dict(), outcome=summary.outcome)
         return summary
     except Exception as exc:
         summary = RunSummary(run_id, "crashed", progress, scan, {}, errors.described(exc))
         with contextlib.suppress(Exception):  # the warehouse itself may be what failed: reported anyway
-            _record_end(con, options, summary)
+            store.finish_run(summary.run_id, counts=summary.as_dict(), outcome=summary.outcome)
         raise IngestCrashed(run_id, summary.error or "") from exc
 
 
-def _record_end(con, options: IngestOptions, summary: RunSummary) -> None:
-    """A run that ended before its fetch finished: a dry run's transaction undone, the row written."""
-    if options.dry_run:
-        con.execute("rollback")
-    warehouse.finish_run(con, run_id=summary.run_id, counts=summary.as_dict(), outcome=summary.outcome)
-
-
-def _run(con, run_id: str, options: IngestOptions, api_key, progress: Progress, scan: ScanStats,
-         on_progress: ProgressCallback, warn) -> RunSummary:
+def _run(store: warehouse.Writer, run_id: str, options: IngestOptions, api_key, progress: Progress,
+         scan: ScanStats, on_progress: ProgressCallback, warn) -> RunSummary:
     now = datetime.now(timezone.utc)
-    if options.dry_run:
-        con.execute("begin transaction")
-    _stage(con, options, now, scan, progress, on_progress, warn)
-    if scan.files_read == 0:
-        if options.dry_run:
-            con.execute("rollback")
+    with store.rolled_back() if options.dry_run else contextlib.nullcontext():
+        _stage(store, options, now, scan, progress, on_progress, warn)
+        if scan.files_read == 0:
+            due_by_status = None
+        else:
+            due_by_status = store.due_counts(now=now, refresh=options.refresh, since=options.since,
+                                             until=options.until)
+            progress.ids_due = sum(due_by_status.values())
+            on_progress(progress)
+    if due_by_status is None:
         summary = RunSummary(run_id, "no_input", progress, scan, {}, "no log could be read (see the warnings above)")
-        warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
+        store.finish_run(run_id, counts=summary.as_dict(), outcome=summary.outcome)
         return summary
-    due_by_status = warehouse.due_counts(
-        con, now=now, refresh=options.refresh, since=options.since, until=options.until
-    )
-    progress.ids_due = sum(due_by_status.values())
-    on_progress(progress)
     if options.dry_run:
-        con.execute("rollback")
         summary = RunSummary(run_id, "dry_run", progress, scan, due_by_status)
-        warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
+        store.finish_run(run_id, counts=summary.as_dict(), outcome=summary.outcome)
         return summary
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        outcome, error = asyncio.run(_fetch_and_load(con, options, api_key, run_id, now, progress, on_progress))
+        outcome, error = asyncio.run(_fetch_and_load(store, options, api_key, run_id, now, progress, on_progress))
     finally:  # asyncio's handler, once removed, leaves SIGTERM's default (die) for the rest of the run
         if previous is not None:
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGTERM, previous)
     summary = RunSummary(run_id, outcome, progress, scan, due_by_status, error)
-    warehouse.finish_run(con, run_id, counts=summary.as_dict(), outcome=summary.outcome)
+    store.finish_run(run_id, counts=summary.as_dict(), outcome=summary.outcome)
     return summary
 
 
-def _stage(con, options: IngestOptions, now: datetime, scan: ScanStats, progress: Progress,
+def _stage(store: warehouse.Writer, options: IngestOptions, now: datetime, scan: ScanStats, progress: Progress,
            on_progress: ProgressCallback, warn) -> None:
     """Queue the ids in the logs. A function of its own so that the last chunk of ids (up to
     config.STAGE_CHUNK_IDS tuples) is freed before the fetching starts, not held by `_ingest` throughout."""
     for chunk in _chunks(find_ids(options.paths, since=options.since, until=options.until, stats=scan, warn=warn)):
         progress.ids_in_logs += len(chunk)
-        progress.ids_new += warehouse.stage_ids(con, chunk, seen_at=now)
-        if not options.dry_run:
-            warehouse.checkpoint_if_due(con)
+        progress.ids_new += store.stage_ids(chunk, seen_at=now)
         on_progress(progress)
 
 
@@ -262,15 +252,15 @@ def _chunks(found: Iterator[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]
         yield chunk
 
 
-async def _due_ids(con, options: IngestOptions, now: datetime) -> AsyncIterator[str]:
-    for chunk in warehouse.due_ids(con, now=now, refresh=options.refresh, since=options.since, until=options.until):
+async def _due_ids(store: warehouse.Writer, options: IngestOptions, now: datetime) -> AsyncIterator[str]:
+    for chunk in store.due_ids(now=now, refresh=options.refresh, since=options.since, until=options.until):
         for generation_id in chunk:
             yield generation_id
         await asyncio.sleep(0)
 
 
 async def _fetch_and_load(
-    con,
+    store: warehouse.Writer,
     options: IngestOptions,
     api_key: str | None,
     run_id: str,
@@ -279,7 +269,7 @@ async def _fetch_and_load(
     on_progress: ProgressCallback,
 ) -> tuple[str, str | None]:
     """Fetch the due ids and load them batch by batch; returns (outcome, error)."""
-    writer = _BatchWriter(warehouse.cursor(con), run_id)
+    writer = _BatchWriter(store, run_id)
     _cancel_on_sigterm()
     pending: list[Outcome] = []
     last_flush = time.monotonic()
@@ -288,7 +278,7 @@ async def _fetch_and_load(
         api_key, base_url=options.base_url, max_rps=options.max_rps, policy=options.retry_policy
     ) as client:
         try:
-            async for result in fetch_generations(_due_ids(con, options, now), client, concurrency=options.concurrency):
+            async for result in fetch_generations(_due_ids(store, options, now), client, concurrency=options.concurrency):
                 pending.append(result)
                 if len(pending) >= options.batch_size or time.monotonic() - last_flush >= options.batch_seconds:
                     await writer.submit(pending, progress)
@@ -316,8 +306,7 @@ async def _fetch_and_load(
     if outcome == "ok":
         # Exit 0 means every id is loaded or known not found: failed ids of earlier runs whose
         # retry is not due yet count too, though this run did not ask for them.
-        progress.waiting, progress.next_due_at = warehouse.failed_waiting(
-            con, since=options.since, until=options.until)
+        progress.waiting, progress.next_due_at = store.failed_waiting(since=options.since, until=options.until)
         if progress.failed or progress.waiting:
             outcome = "some_failed"
     return outcome, error
@@ -348,8 +337,8 @@ class _BatchWriter:
     two batches, and batches commit in order.
     """
 
-    def __init__(self, cursor, run_id: str) -> None:
-        self._cursor = cursor
+    def __init__(self, store: warehouse.Writer, run_id: str) -> None:
+        self._store = store
         self._run_id = run_id
         self._in_flight: asyncio.Task[None] | None = None
 
@@ -387,7 +376,7 @@ class _BatchWriter:
         }
         # The run's row is updated in the batch's own transaction: a run killed later still tells
         # exactly what it committed.
-        warehouse.upsert_batch(self._cursor, batch, updates, run_id=self._run_id, run_counts=counts)
+        self._store.upsert_batch(batch, updates, run_id=self._run_id, run_counts=counts)
         progress.done += len(updates)
         progress.loaded, progress.not_found, progress.failed = counts["loaded"], counts["not_found"], counts["failed"]
         progress.rejected = counts["rejected"]

@@ -15,16 +15,18 @@ Nothing here knows click: the CLI and notebooks call the same functions.
 from __future__ import annotations
 
 import re
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
-from pipeline import config
+from pipeline import config, warehouse
+from pipeline.warehouse import Reader
+from pipeline.warehouse.sql_files import statement
 
 REPORTS_DIR = config.SQL_DIR / "reports"
 DEFAULT_WINDOW = timedelta(days=30)
@@ -33,7 +35,7 @@ TIME_BUCKETS = ("day", "week", "month")
 
 # Statement types a read-only query may run; everything else (COPY, ATTACH, SET, CALL, INSTALL...)
 # is refused before DuckDB sees it, with a message that says why.
-_READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+_READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 _PARAM = re.compile(r"\$([a-z_]+)")
 
 
@@ -128,7 +130,7 @@ def parse_when(value: str | date | datetime, *, end: bool = False) -> datetime:
 
 
 def resolve_window(
-    con: duckdb.DuckDBPyConnection,
+    reader: Reader,
     *,
     since: str | date | datetime | None = None,
     until: str | date | datetime | None = None,
@@ -137,7 +139,7 @@ def resolve_window(
     end = parse_when(until, end=True) if until is not None else None
     if end is None:
         # a date, not the TIMESTAMPTZ itself: DuckDB would need pytz to hand that to Python
-        newest_day = con.execute("select (max(created_at) at time zone 'UTC')::date from generations").fetchone()[0]
+        [(newest_day,)] = reader.rows("select (max(created_at) at time zone 'UTC')::date from generations")
         newest_day = newest_day or datetime.now(UTC).date()
         end = parse_when(newest_day, end=True)
     start = parse_when(since) if since is not None else end - DEFAULT_WINDOW
@@ -150,7 +152,7 @@ def resolve_window(
 
 
 def run_report(
-    con: duckdb.DuckDBPyConnection,
+    reader: Reader,
     name: str,
     *,
     since: str | date | datetime | None = None,
@@ -171,10 +173,10 @@ def run_report(
     if top is not None and top < 1:
         raise ReportError(f"top must be at least 1, got {top}")
     by = by or report.default_by
-    if not con.execute("select exists (select 1 from generations)").fetchone()[0]:
+    if not reader.rows("select exists (select 1 from generations)")[0][0]:
         raise ReportError("the warehouse holds no generations yet: load some with `orusage ingest LOGS...` "
                           "(`orusage status` shows its queue and its runs)")
-    window = resolve_window(con, since=since, until=until)
+    window = resolve_window(reader, since=since, until=until)
     values: dict[str, Any] = {
         "since": window.since,
         "until": window.until,
@@ -184,7 +186,7 @@ def run_report(
         "top": top,
     }
     params = {k: v for k, v in values.items() if k in report.params}
-    frame = _tidy(pl.DataFrame(con.sql(report.sql, params=params)))
+    frame = _tidy(reader.frame(report.sql, params))
     return ReportResult(report, window, by, _name_group_column(frame, by))
 
 
@@ -205,32 +207,21 @@ def _name_group_column(frame: pl.DataFrame, by: str | None) -> pl.DataFrame:
     return frame.rename({"by_key": by})
 
 
-def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+def check_read_only(reader: Reader, query: str) -> None:
     """Refuse anything but one SELECT / EXPLAIN (WITH, FROM-first, DESCRIBE, SHOW, SUMMARIZE are SELECTs)."""
-    statements = con.extract_statements(query)
-    if len(statements) != 1:
-        raise ReportError(f"one statement at a time, got {len(statements)}")
-    kind = statements[0].type
-    if kind not in _READ_STATEMENTS:
+    kinds = reader.statement_kinds(query)
+    if len(kinds) != 1:
+        raise ReportError(f"one statement at a time, got {len(kinds)}")
+    if kinds[0] not in _READ_STATEMENTS:
         raise WriteRefusedError(
-            f"refused: {kind.name} statement; queries are read-only (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)"
+            f"refused: {kinds[0]} statement; queries are read-only (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)"
         )
 
 
-def run_query(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+def run_query(reader: Reader, query: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
     """Ad-hoc read-only SQL, one statement."""
-    check_read_only(con, query)
-    relation = con.sql(query, params=params or None)
-    if relation is None:
-        return pl.DataFrame()
-    # polars cannot import INTERVAL or UNION columns (it panics): hand those over as text
-    unsupported = [any(t in str(dtype) for t in ("INTERVAL", "UNION(")) for dtype in relation.types]
-    if any(unsupported):
-        quoted = ['"' + name.replace('"', '""') + '"' for name in relation.columns]
-        relation = relation.project(
-            ", ".join(f"{q}::varchar as {q}" if bad else q for q, bad in zip(quoted, unsupported))
-        )
-    return pl.DataFrame(relation)
+    check_read_only(reader, query)
+    return reader.frame(query, params)
 
 
 # ---- the notebook API ------------------------------------------------------------------------
@@ -246,36 +237,27 @@ def missing_warehouse_message(path: Path) -> str:
             f"or point --warehouse / {config.WAREHOUSE_VARIABLE} at one")
 
 
-def _connect(path: str | Path) -> duckdb.DuckDBPyConnection:
-    from pipeline.warehouse import WarehouseError, WarehouseNotFoundError, connect
-
+def _connect(path: str | Path, lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S) -> Reader:
     try:
-        con = connect(path, read_only=True)
-    except WarehouseNotFoundError:
+        return warehouse.open_reader(path, lock_timeout_s=lock_timeout_s)
+    except warehouse.WarehouseNotFoundError:
         raise ReportError(missing_warehouse_message(Path(path))) from None
-    except WarehouseError as e:
+    except warehouse.WarehouseError as e:
         raise ReportError(str(e)) from None
-    try:  # a slow query must not draw progress bars into a report
-        con.execute("set enable_progress_bar = false")
-    except duckdb.Error:  # under Jupyter DuckDB refuses to touch the setting without ipywidgets
-        pass
-    # Readers cannot write, by construction: the file is open read-only, and with external access
-    # off no statement reaches the file system (COPY TO, ATTACH, INSTALL, read_csv of another file,
-    # even under EXPLAIN ANALYZE); the configuration is then locked so no statement can undo it.
-    con.execute("set enable_external_access = false")
-    con.execute("set lock_configuration = true")
-    return con
 
 
 class Warehouse:
     """Read-only access for notebooks and scripts: `Warehouse(path).report("daily_cost")`, `.sql("...")`.
 
-    Each call opens the file, answers, and closes it, so a notebook left open never holds a lock
-    that would stop `orusage ingest` from writing.
+    Each call opens the warehouse, answers, and closes it, so a notebook left open never holds a
+    lock that would stop `orusage ingest` from writing. During an ingest a call waits for the
+    batch being written (up to `lock_timeout_s`) and answers from the batches committed.
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *,
+                 lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S) -> None:
         self.path = config.warehouse_path(path)
+        self.lock_timeout_s = lock_timeout_s
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r})"
@@ -295,27 +277,18 @@ class Warehouse:
 
     def run(self, name: str, **options: Any) -> ReportResult:
         """Like report(), with the resolved window and grouping alongside the frame."""
-        con = _connect(self.path)
-        try:
-            return run_report(con, name, **options)
-        finally:
-            con.close()
+        with closing(_connect(self.path, self.lock_timeout_s)) as reader:
+            return run_report(reader, name, **options)
 
     def sql(self, query: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
-        con = _connect(self.path)
-        try:
-            return run_query(con, query, params)
-        finally:
-            con.close()
+        with closing(_connect(self.path, self.lock_timeout_s)) as reader:
+            return run_query(reader, query, params)
 
     def window(
         self, *, since: str | date | datetime | None = None, until: str | date | datetime | None = None
     ) -> Window:
-        con = _connect(self.path)
-        try:
-            return resolve_window(con, since=since, until=until)
-        finally:
-            con.close()
+        with closing(_connect(self.path, self.lock_timeout_s)) as reader:
+            return resolve_window(reader, since=since, until=until)
 
     @staticmethod
     def reports() -> pl.DataFrame:
@@ -333,25 +306,15 @@ class Warehouse:
 _FAILURE_REASON_CHARS = 120
 
 
-def status(path: str | Path, *, last_runs: int = 5, top_failures: int = 10) -> dict[str, object]:
+def status(path: str | Path, *, last_runs: int = 5, top_failures: int = 10,
+           lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S) -> dict[str, object]:
     """What `orusage status` shows: queue by status, what is loaded, the last runs, failures by reason."""
-    con = _connect(path)
-    try:
-        queue = dict(con.execute(
-            "select status, count(*) from ingest_queue group by status order by status").fetchall())
-        count, first, last, total_cost = con.execute(
-            "select count(*), strftime(min(created_at), '%Y-%m-%d %H:%M:%S'), "
-            "strftime(max(created_at), '%Y-%m-%d %H:%M:%S'), coalesce(sum(total_cost), 0) from generations"
-        ).fetchone()
-        runs = con.execute(
-            "select run_id, strftime(started_at, '%Y-%m-%d %H:%M:%S') as started_at, outcome, loaded, not_found, "
-            "failed, error from ingest_runs order by started_at desc limit ?", [last_runs]).fetchall()
-        failures = con.execute(
-            "select left(coalesce(last_error, '(no message)'), ?) as reason, count(*) as ids, min(generation_id) "
-            "from ingest_queue where status = 'failed' group by reason order by ids desc, reason limit ?",
-            [_FAILURE_REASON_CHARS, top_failures]).fetchall()
-    finally:
-        con.close()
+    with closing(_connect(path, lock_timeout_s)) as reader:
+        queue = dict(reader.rows(statement("status/queue_by_status")))
+        [(count, first, last, total_cost)] = reader.rows(statement("status/generations_summary"))
+        runs = reader.rows(statement("status/last_runs"), {"last_runs": last_runs})
+        failures = reader.rows(statement("status/failures_by_reason"),
+                               {"reason_chars": _FAILURE_REASON_CHARS, "top_failures": top_failures})
     return {
         "warehouse": str(path),
         "queue": queue,

@@ -158,7 +158,7 @@ def test_a_second_concurrent_ingest_is_refused_in_one_line_and_with_lock_timeout
     assert "Traceback" not in refused.output
     assert refused.stdout == ""
     (message,) = refused.stderr.strip().splitlines()
-    assert f"is in use by another process: PID {holder.pid} (" in message
+    assert f"is being loaded by another ingest: PID {holder.pid} (" in message
 
     assert holder.returncode == -signal.SIGKILL  # the waiting ingest ran once the holder was gone
     assert waited.exit_code == 0, waited.output

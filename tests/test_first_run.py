@@ -15,6 +15,7 @@ from test_cli_ingest import dataset_with_logs, orusage  # noqa: F401 - the fixtu
 from test_ingest import KEY, read, write_id_log
 
 from pipeline import config, demo, warehouse
+from pipeline.warehouse import duckdb_file, duckdb_writes
 from pipeline.cli import cli
 from pipeline.fake_api import Dataset, start_server
 from pipeline.normalize import normalize_bodies
@@ -34,7 +35,7 @@ def test_an_unexpected_error_is_one_line_exit_4_and_the_run_row_says_crashed(oru
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the writer broke\nsecond line")
 
-    monkeypatch.setattr(warehouse, "upsert_batch", broken)
+    monkeypatch.setattr(duckdb_writes, "upsert_batch", broken)
     with start_server(dataset, api_key=KEY) as server:
         result = orusage("ingest", logs, "--warehouse", path, "--base-url", server.base_url)
     assert result.exit_code == config.ExitCode.CRASHED == 4
@@ -54,7 +55,7 @@ def test_an_unexpected_error_is_one_line_exit_4_and_the_run_row_says_crashed(oru
 
 def test_debug_prints_the_traceback_instead_of_saving_it(orusage, tmp_path, monkeypatch):
     dataset, logs, path = dataset_with_logs(tmp_path, 10, seed=4)
-    monkeypatch.setattr(warehouse, "upsert_batch", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(duckdb_writes, "upsert_batch", lambda *a, **k: 1 / 0)
     with start_server(dataset, api_key=KEY) as server:
         result = orusage("--debug", "ingest", logs, "--warehouse", path, "--base-url", server.base_url)
     assert result.exit_code == 4
@@ -71,7 +72,7 @@ def test_after_the_demo_a_missing_default_warehouse_names_the_demos_and_what_to_
     nothing = invoke("report", "spend")
     assert nothing.exit_code == 2 and "orusage ingest" in nothing.stderr
     Path("data").mkdir()
-    warehouse.connect(config.DEMO_WAREHOUSE).close()
+    duckdb_file.connect(config.DEMO_WAREHOUSE).close()
     for args in (["report", "spend"], ["status"], ["query", "select 1"]):
         result = invoke(*args)
         assert result.exit_code == 2, args
@@ -96,8 +97,8 @@ def test_the_demo_honours_orusage_warehouse_and_prints_commands_that_work_as_the
 
 def test_the_demo_never_replaces_a_warehouse_that_holds_real_runs(tmp_path):
     path = tmp_path / "real.duckdb"
-    con = warehouse.connect(path)
-    warehouse.start_run(con, options={"base_url": None})
+    con = duckdb_file.connect(path)
+    duckdb_writes.start_run(con, options={"base_url": None})
     con.close()
     result = invoke("demo", "--warehouse", path, "--data-dir", tmp_path)
     assert result.exit_code == 2 and "not a demo warehouse" in result.stderr
@@ -141,13 +142,13 @@ def test_an_id_created_exactly_at_until_is_out_of_ids_ingest_and_reports_alike(t
     assert target not in listed and target in listed_after
 
     path = tmp_path / "w.duckdb"
-    con = warehouse.connect(path)
-    warehouse.stage_ids(con, [(i, "ids.log") for i in dataset.ids], seen_at=datetime.now(UTC))
-    due = [i for chunk in warehouse.due_ids(con, now=datetime.now(UTC), until=config.parse_time_bound(until))
+    con = duckdb_file.connect(path)
+    duckdb_writes.stage_ids(con, [(i, "ids.log") for i in dataset.ids], seen_at=datetime.now(UTC))
+    due = [i for chunk in duckdb_writes.due_ids(con, now=datetime.now(UTC), until=config.parse_time_bound(until))
            for i in chunk]
     assert target not in due and set(due) == set(listed)
     batch = normalize_bodies([(i, dataset.body(i)) for i in dataset.ids])
-    warehouse.upsert_batch(con, batch, [warehouse.QueueUpdate(i, "loaded", 1, 200, None, None) for i in dataset.ids],
+    duckdb_writes.upsert_batch(con, batch, [warehouse.QueueUpdate(i, "loaded", 1, 200, None, None) for i in dataset.ids],
                            run_id="t")
     con.close()
     # a report's window reads created_at, which has the id's second plus a fraction
@@ -177,9 +178,9 @@ def test_the_defaults_are_spelled_once():
 
 
 def test_a_batch_is_handed_to_duckdb_as_a_table_so_no_filter_reaches_pyarrow(tmp_path):
-    con = warehouse.connect(tmp_path / "w.duckdb")
+    con = duckdb_file.connect(tmp_path / "w.duckdb")
     frame = pl.DataFrame({"generation_id": ["gen-1-a", "gen-2-b"]})
-    with warehouse._registered(con, {"_batch": frame}):
+    with duckdb_writes._registered(con, {"_batch": frame}):
         kinds = con.execute("select table_type from information_schema.tables where table_name = '_batch'").fetchall()
         assert kinds == [("LOCAL TEMPORARY",)]
         assert con.execute("select count(*) from _batch where generation_id >= 'gen-2'").fetchone() == (1,)

@@ -23,6 +23,7 @@ from test_cli_ingest import dataset_with_logs, orusage  # noqa: F401 - the fixtu
 from test_ingest import FAST, KEY, ROOT, options, queue_counts, read, write_id_log
 
 from pipeline import output, progress, warehouse
+from pipeline.warehouse import duckdb_file, duckdb_writes
 from pipeline.cli import cli
 from pipeline.client import AdaptiveRate, APIUnreachableError, Failed, OpenRouterClient, RetryPolicy
 from pipeline.fake_api import Dataset, Faults, start_server
@@ -38,8 +39,8 @@ def invoke(*args: object, env: dict | None = None, **kwargs: object):
 def loaded(tmp_path: Path) -> Path:
     path = tmp_path / "w.duckdb"
     dataset = Dataset(40, seed=2)
-    con = warehouse.connect(path)
-    warehouse.upsert_batch(con, normalize_bodies([(i, dataset.body(i)) for i in dataset.ids]),
+    con = duckdb_file.connect(path)
+    duckdb_writes.upsert_batch(con, normalize_bodies([(i, dataset.body(i)) for i in dataset.ids]),
                            [warehouse.QueueUpdate(i, "loaded", 1, 200, None, None) for i in dataset.ids], run_id="t")
     con.close()
     return path
@@ -83,7 +84,7 @@ def test_a_file_that_is_not_a_duckdb_warehouse_is_refused_in_one_line_before_duc
 
 
 def test_no_orusage_connection_may_load_an_extension_by_itself(loaded: Path):
-    con = warehouse.connect(loaded, read_only=True)
+    con = duckdb_file.connect(loaded, read_only=True)
     settings = dict(con.execute("select name, value from duckdb_settings() where name like 'auto%_known_extensions'").fetchall())
     con.close()
     assert settings == {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
@@ -212,7 +213,7 @@ def test_exit_0_only_when_no_failed_id_waits_even_if_this_run_fetched_nothing(or
         first = orusage("ingest", logs, "--warehouse", path, "--base-url", server.base_url,
                         retry_policy=RetryPolicy(max_attempts=1, backoff_initial_s=0, backoff_max_s=0))
         assert first.exit_code == 1
-        con = warehouse.connect(path)
+        con = duckdb_file.connect(path)
         con.execute("update ingest_queue set next_attempt_at = now() + interval 2 hour")
         con.close()
         second = orusage("ingest", logs, "--warehouse", path, "--base-url", server.base_url)
@@ -318,7 +319,7 @@ def test_help_and_messages_say_what_the_commands_really_do(tmp_path: Path):
 
     re_match = re.search(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)",
                          "Conflicting lock is held in python (PID 1)")
-    holder = warehouse._locked_message(Path("w.duckdb"), re_match, 0)
+    holder = duckdb_file._locked_message(Path("w.duckdb"), re_match, 0)
     assert "ingest --lock-timeout" in holder and "give a lock timeout" not in holder
     logs = write_id_log(tmp_path / "ids.log", Dataset(3, seed=1).ids)
     dry = invoke("ingest", "--dry-run", logs, "--warehouse", tmp_path / "new.duckdb")
@@ -380,8 +381,8 @@ def test_the_demo_deletes_nothing_it_did_not_write_and_never_adopts_a_loopback_w
     assert mine.read_text() == "x"
     # a warehouse loaded through a proxy on loopback is no demo's, though its base URL is local
     real = tmp_path / "real.duckdb"
-    con = warehouse.connect(real)
-    warehouse.start_run(con, options={"base_url": "http://127.0.0.1:8080/api/v1"})
+    con = duckdb_file.connect(real)
+    duckdb_writes.start_run(con, options={"base_url": "http://127.0.0.1:8080/api/v1"})
     con.close()
     assert invoke("demo", "--data-dir", tmp_path / "d", "--warehouse", real).exit_code == 2
     assert real.exists()
@@ -458,7 +459,7 @@ def test_json_reports_a_crash_as_an_object_on_stdout(orusage, tmp_path, monkeypa
     import json
 
     dataset, logs, path = dataset_with_logs(tmp_path, 10, seed=24)
-    monkeypatch.setattr(warehouse, "upsert_batch", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(duckdb_writes, "upsert_batch", lambda *a, **k: 1 / 0)
     with start_server(dataset, api_key=KEY) as server:
         result = orusage("ingest", logs, "--warehouse", path, "--base-url", server.base_url, "--json")
     assert result.exit_code == 4

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline import warehouse
+from pipeline.warehouse import duckdb_file, duckdb_writes
 from pipeline.client import RetryPolicy
 from pipeline.demo import write_demo_logs
 from pipeline.fake_api import Dataset, Faults, start_server
@@ -160,10 +161,10 @@ def test_missing_ids_end_not_found_and_are_rechecked_an_hour_later_until_a_week_
         assert right_away.progress.ids_due == 0
         assert after_right_away == after_first
 
-        con = warehouse.connect(path)
+        con = duckdb_file.connect(path)
         try:
             def due(at: datetime) -> list[str]:
-                return sorted(generation_id for chunk in warehouse.due_ids(con, now=at) for generation_id in chunk)
+                return sorted(generation_id for chunk in duckdb_writes.due_ids(con, now=at) for generation_id in chunk)
 
             assert due(datetime.now(timezone.utc)) == []
             assert due(max(recheck_at) + timedelta(seconds=1)) == sorted(missing)

@@ -10,7 +10,9 @@ import nbformat
 
 from pipeline.fake_api import Dataset
 from pipeline.normalize import normalize_bodies
-from pipeline.warehouse import QueueUpdate, connect, upsert_batch
+from pipeline.warehouse import QueueUpdate
+from pipeline.warehouse.duckdb_file import connect
+from pipeline.warehouse.duckdb_writes import upsert_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "cost_report.ipynb"

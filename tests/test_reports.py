@@ -27,7 +27,9 @@ from pipeline.cli import cli
 from pipeline.fake_api import Dataset
 from pipeline.normalize import normalize_bodies
 from pipeline.reports import ReportError, list_reports
-from pipeline.warehouse import QueueUpdate, connect, upsert_batch
+from pipeline.warehouse import QueueUpdate
+from pipeline.warehouse.duckdb_file import connect
+from pipeline.warehouse.duckdb_writes import upsert_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 END = datetime(2026, 8, 1, tzinfo=UTC)

@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from pipeline import warehouse
+from pipeline.warehouse import duckdb_file, duckdb_writes, sql_files
 from pipeline.normalize import NormalizedBatch, normalize_bodies
 from pipeline.warehouse import QueueUpdate
 
@@ -45,7 +46,7 @@ def write(con, bodies: list[tuple[str, bytes]], updates: list[QueueUpdate] | Non
     batch = normalize_bodies(bodies)
     if updates is None:
         updates = loaded(*batch.generations["id"])
-    warehouse.upsert_batch(con, batch, updates, run_id=run_id)
+    duckdb_writes.upsert_batch(con, batch, updates, run_id=run_id)
     return batch
 
 
@@ -70,7 +71,7 @@ def path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def con(path: Path):
-    connection = warehouse.connect(path)
+    connection = duckdb_file.connect(path)
     yield connection
     connection.close()
 
@@ -134,7 +135,7 @@ def test_keys_are_not_null_and_kept_by_the_writer_without_a_key_index(con):
     ids = [gen_id(index) for index in range(3)]
     for _ in range(2):
         write(con, [body(i) for i in ids], loaded(*ids))
-        assert warehouse.stage_ids(con, [(i, "app.log:1") for i in ids], seen_at=datetime.now(timezone.utc)) == 0
+        assert duckdb_writes.stage_ids(con, [(i, "app.log:1") for i in ids], seen_at=datetime.now(timezone.utc)) == 0
     for table_name, key in KEYS.items():
         (rows, keys) = con.execute(f"select count(*), count(distinct ({', '.join(key)})) from {table_name}").fetchone()
         assert rows == keys == 3, table_name
@@ -160,36 +161,36 @@ def test_the_other_tables_have_the_contract_columns(con):
 
 
 def test_migrations_are_applied_once_and_recorded(path):
-    warehouse.connect(path).close()
-    con = warehouse.connect(path)
+    duckdb_file.connect(path).close()
+    con = duckdb_file.connect(path)
     applied = con.execute("select version, name, applied_at from schema_migrations order by version").fetchall()
     assert [(version, name) for version, name, _ in applied] == [
-        (version, name) for version, name, _ in warehouse.migrations()
+        (version, name) for version, name, _ in sql_files.migrations()
     ]
     con.close()
-    con = warehouse.connect(path)
+    con = duckdb_file.connect(path)
     assert con.execute("select version, name, applied_at from schema_migrations order by version").fetchall() == applied
     con.close()
 
 
 def test_opening_an_older_warehouse_applies_the_missing_migrations(path):
-    con = warehouse.connect(path)
+    con = duckdb_file.connect(path)
     con.execute("drop table ingest_runs")
     con.execute("delete from schema_migrations where version = 4")
     con.close()
-    con = warehouse.connect(path)
+    con = duckdb_file.connect(path)
     assert column_types(con, "ingest_runs")["run_id"] == "VARCHAR"
     assert 4 in {version for (version,) in con.execute("select version from schema_migrations").fetchall()}
     con.close()
 
 
 def test_a_warehouse_with_raw_as_json_keeps_its_rows_when_raw_becomes_varchar(path):
-    con = warehouse.connect(path)
+    con = duckdb_file.connect(path)
     con.execute("alter table generations alter raw type json")  # as 001 made it, before 005
     con.execute("delete from schema_migrations where version = 5")
     write(con, [body(LLAMA["id"])])
     con.close()
-    con = warehouse.connect(path)
+    con = duckdb_file.connect(path)
     assert column_types(con, "generations")["raw"] == "VARCHAR"
     assert con.execute("select raw->>'$.usage' from generations").fetchall() == [("0.00003452",)]
     con.close()
@@ -197,17 +198,17 @@ def test_a_warehouse_with_raw_as_json_keeps_its_rows_when_raw_becomes_varchar(pa
 
 def test_a_warehouse_with_key_indexes_keeps_its_rows_and_constraints_without_them(path):
     con = duckdb.connect(str(path))
-    for version, name, file in warehouse.migrations():
+    for version, name, file in sql_files.migrations():
         if version <= 5:  # the warehouse as orusage left it before 006
             con.execute(file.read_text())
             con.execute("insert into schema_migrations (version, name) values (?, ?)", [version, name])
     ids = [gen_id(index) for index in range(4)]
     write(con, [body(i) for i in ids[:3]], loaded(*ids[:3]))
-    warehouse.stage_ids(con, [(ids[3], "app.log:7")], seen_at=datetime.now(timezone.utc))
+    duckdb_writes.stage_ids(con, [(ids[3], "app.log:7")], seen_at=datetime.now(timezone.utc))
     before = {name: table(con, name, order_by) for name, order_by in TABLE_ORDER.items()}
     assert ("PRIMARY KEY", "id") in declared_constraints(con, "generations")
     con.close()
-    con = warehouse.connect(path)
+    con = duckdb_file.connect(path)
     assert {name: table(con, name, order_by) for name, order_by in TABLE_ORDER.items()} == before
     assert all(("PRIMARY KEY", ",".join(key)) not in declared_constraints(con, name) for name, key in KEYS.items())
     assert ("CHECK", "status") in declared_constraints(con, "ingest_queue")
@@ -226,33 +227,33 @@ TABLE_ORDER = {"generations": "id", "provider_responses": "generation_id, attemp
 
 def test_every_view_file_is_a_view_after_opening(con):
     views = {name for (name,) in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
-    assert {file.stem for file in warehouse.VIEWS_DIR.glob("*.sql")} <= views
+    assert {file.stem for file in sql_files.VIEWS_DIR.glob("*.sql")} <= views
     for view in views:
         con.execute(f"select * from {view} limit 0")
 
 
 def test_a_warehouse_from_a_newer_orusage_is_refused(path):
-    con = warehouse.connect(path)
+    con = duckdb_file.connect(path)
     con.execute("insert into schema_migrations (version, name) values (999, '999_from_the_future')")
     con.close()
     for read_only in (False, True):
         with pytest.raises(warehouse.WarehouseTooNewError, match=r"newer orusage \(schema version 999; this one knows up to 6\)"):
-            warehouse.connect(path, read_only=read_only)
+            duckdb_file.connect(path, read_only=read_only)
 
 
 def test_read_only_refuses_a_missing_file_and_migrates_nothing(tmp_path):
     with pytest.raises(warehouse.WarehouseNotFoundError, match="no warehouse at .*missing.duckdb"):
-        warehouse.connect(tmp_path / "missing.duckdb", read_only=True)
+        duckdb_file.connect(tmp_path / "missing.duckdb", read_only=True)
     assert not (tmp_path / "missing.duckdb").exists()
     duckdb.connect(str(tmp_path / "empty.duckdb")).close()
-    reader = warehouse.connect(tmp_path / "empty.duckdb", read_only=True)
+    reader = duckdb_file.connect(tmp_path / "empty.duckdb", read_only=True)
     assert reader.execute("select count(*) from information_schema.tables").fetchone() == (0,)
     reader.close()
 
 
 def test_a_reader_cannot_write(path):
-    warehouse.connect(path).close()
-    reader = warehouse.connect(path, read_only=True)
+    duckdb_file.connect(path).close()
+    reader = duckdb_file.connect(path, read_only=True)
     with pytest.raises(duckdb.Error, match="read-only"):
         reader.execute("delete from generations")
     reader.close()
@@ -262,7 +263,7 @@ def test_a_file_that_is_not_a_warehouse_gives_one_clear_line(tmp_path):
     bogus = tmp_path / "notes.duckdb"
     bogus.write_text("these are my notes\n" * 100)
     with pytest.raises(warehouse.WarehouseError, match=r"notes.duckdb is not a DuckDB file") as error:
-        warehouse.connect(bogus)
+        duckdb_file.connect(bogus)
     assert "\n" not in str(error.value)
 
 
@@ -356,14 +357,14 @@ def test_each_refetched_record_lands_on_its_own_row_wherever_that_row_is_stored(
 
 
 def test_a_batch_bigger_than_the_memory_limit_still_lands(con, monkeypatch):
-    monkeypatch.setattr(warehouse, "MEMORY_LIMIT_MB", 1)
-    monkeypatch.setattr(warehouse, "BATCH_MEMORY_FACTOR", 0)
+    monkeypatch.setattr(duckdb_writes, "MEMORY_LIMIT_MB", 1)
+    monkeypatch.setattr(duckdb_writes, "BATCH_MEMORY_FACTOR", 0)
     write(con, [body(gen_id(index)) for index in range(3000)])
     assert con.execute("select count(*) from generations").fetchone() == (3000,)
 
 
 def test_queue_updates_insert_ids_the_queue_has_not_seen_and_replace_the_others(con):
-    warehouse.stage_ids(con, [(gen_id(1), "app.log:1"), (gen_id(2), "app.log:2")], seen_at=NOW)
+    duckdb_writes.stage_ids(con, [(gen_id(1), "app.log:1"), (gen_id(2), "app.log:2")], seen_at=NOW)
     retry_at = NOW + timedelta(hours=1)
     write(con, [], [
         QueueUpdate(gen_id(1), "not_found", 4, 404, "not found", retry_at),
@@ -389,7 +390,7 @@ def test_rejected_bodies_do_not_stop_the_batch(con):
     updates = loaded(*batch.generations["id"]) + [
         QueueUpdate(generation_id, "failed", 1, 200, reason, NOW) for generation_id, reason in batch.rejected
     ]
-    warehouse.upsert_batch(con, batch, updates, run_id="run-1")
+    duckdb_writes.upsert_batch(con, batch, updates, run_id="run-1")
     assert con.execute("select id from generations order by 1").fetchall() == [(gen_id(1),)]
     assert dict(con.execute("select generation_id, last_error from ingest_queue where status = 'failed'").fetchall()) == {
         gen_id(2): dict(batch.rejected)[gen_id(2)],
@@ -403,15 +404,17 @@ def test_a_batch_that_repeats_a_key_is_refused_before_anything_is_written(con):
     generations_twice = NormalizedBatch(pl.concat([batch.generations, batch.generations.tail(1)]), batch.provider_responses)
     attempts_twice = NormalizedBatch(batch.generations, pl.concat([batch.provider_responses.head(1), batch.provider_responses]))
     with pytest.raises(ValueError, match=f"batch repeats the key id='{gen_id(2)}'"):
-        warehouse.upsert_batch(con, generations_twice, loaded(gen_id(1), gen_id(2)), run_id="run-1")
+        duckdb_writes.upsert_batch(con, generations_twice, loaded(gen_id(1), gen_id(2)), run_id="run-1")
     with pytest.raises(ValueError, match=f"batch repeats the key generation_id='{gen_id(1)}', attempt=0"):
-        warehouse.upsert_batch(con, attempts_twice, loaded(gen_id(1), gen_id(2)), run_id="run-1")
+        duckdb_writes.upsert_batch(con, attempts_twice, loaded(gen_id(1), gen_id(2)), run_id="run-1")
     assert [con.execute(f"select count(*) from {name}").fetchone() for name in KEYS] == [(0,), (0,), (0,)]
 
 
 def test_a_failing_batch_leaves_nothing_behind(con, monkeypatch):
     write(con, [body(gen_id(1))])
-    monkeypatch.setattr(warehouse, "_INSERT_UNQUEUED_SQL", "select no_such_column from ingest_queue")
+    real_statement = duckdb_writes.statement
+    monkeypatch.setattr(duckdb_writes, "statement", lambda name: "select no_such_column from ingest_queue"
+                        if name == "queue/insert_unqueued" else real_statement(name))
     with pytest.raises(duckdb.Error):
         write(con, [body(gen_id(1), tokens_prompt=7), body(gen_id(2))])
     assert con.execute("select id, tokens_prompt from generations").fetchall() == [(gen_id(1), 65)]
@@ -424,6 +427,7 @@ import sys, time
 from pathlib import Path
 import orjson
 from pipeline import warehouse
+from pipeline.warehouse import duckdb_file, duckdb_writes
 from pipeline.normalize import NormalizedBatch, normalize_bodies
 
 path, ready, stop_after = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
@@ -449,9 +453,9 @@ class StopsInside:
             ready.write_text("committed")
             time.sleep(600)
 
-con = warehouse.connect(path)
+con = duckdb_file.connect(path)
 updates = [warehouse.QueueUpdate(i, "loaded", 1, 200, None, None) for i in ids]
-warehouse.upsert_batch(StopsInside(con), batch, updates, run_id="doomed")
+duckdb_writes.upsert_batch(StopsInside(con), batch, updates, run_id="doomed")
 """
 
 
@@ -469,14 +473,14 @@ def kill_inside(path: Path, tmp_path: Path, stop_after: str) -> None:
 
 @pytest.mark.parametrize(("stop_after", "doomed_rows"), [("first write", 0), ("commit", 2000)])
 def test_a_writer_killed_mid_batch_leaves_all_of_it_or_none(path, tmp_path, stop_after, doomed_rows):
-    con = warehouse.connect(path)
+    con = duckdb_file.connect(path)
     write(con, [body(gen_id(index)) for index in range(10)], run_id="earlier")  # tokens_prompt 65
-    warehouse.stage_ids(con, [(gen_id(index), "app.log") for index in range(2000)], seen_at=NOW)
+    duckdb_writes.stage_ids(con, [(gen_id(index), "app.log") for index in range(2000)], seen_at=NOW)
     con.close()
 
     kill_inside(path, tmp_path, stop_after)
 
-    con = warehouse.connect(path)
+    con = duckdb_file.connect(path)
     by_run = dict(con.execute("select run_id, count(*) from generations group by 1").fetchall())
     if doomed_rows:
         assert by_run == {"doomed": 2000}
@@ -497,7 +501,8 @@ def test_a_writer_killed_mid_batch_leaves_all_of_it_or_none(path, tmp_path, stop
 HOLDER = """
 import sys
 from pipeline import warehouse
-con = warehouse.connect(sys.argv[1])
+from pipeline.warehouse import duckdb_file, duckdb_writes
+con = duckdb_file.connect(sys.argv[1])
 print("holding", flush=True)
 sys.stdin.read()
 con.close()
@@ -506,7 +511,7 @@ con.close()
 
 @pytest.fixture
 def holder(path):
-    warehouse.connect(path).close()
+    duckdb_file.connect(path).close()
     process = run_python(HOLDER, str(path), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline() == "holding\n"
     yield process
@@ -519,7 +524,7 @@ def holder(path):
 def test_a_second_writer_is_refused_with_the_holder_named(path, holder):
     for read_only in (False, True):
         with pytest.raises(warehouse.WarehouseLockedError) as error:
-            warehouse.connect(path, read_only=read_only)
+            duckdb_file.connect(path, read_only=read_only)
         message = str(error.value)
         assert f"warehouse {path} is in use by another process: PID {holder.pid} (" in message
         assert "\n" not in message
@@ -547,9 +552,9 @@ def test_a_writer_with_a_lock_timeout_waits_for_the_holder(path, holder, monkeyp
         holder.wait(timeout=30)
 
     clock = FakeClock(on_first_sleep=holder_finishes)
-    monkeypatch.setattr(warehouse, "_sleep", clock.sleep)
-    monkeypatch.setattr(warehouse, "_monotonic", clock.monotonic)
-    con = warehouse.connect(path, lock_timeout_s=30)
+    monkeypatch.setattr(duckdb_file, "_sleep", clock.sleep)
+    monkeypatch.setattr(duckdb_file, "_monotonic", clock.monotonic)
+    con = duckdb_file.connect(path, lock_timeout_s=30)
     assert con.execute("select count(*) from generations").fetchone() == (0,)
     con.close()
     assert len(clock.slept) == 1
@@ -557,10 +562,10 @@ def test_a_writer_with_a_lock_timeout_waits_for_the_holder(path, holder, monkeyp
 
 def test_a_lock_timeout_gives_up_when_it_runs_out(path, holder, monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(warehouse, "_sleep", clock.sleep)
-    monkeypatch.setattr(warehouse, "_monotonic", clock.monotonic)
+    monkeypatch.setattr(duckdb_file, "_sleep", clock.sleep)
+    monkeypatch.setattr(duckdb_file, "_monotonic", clock.monotonic)
     with pytest.raises(warehouse.WarehouseLockedError, match=rf"\(waited 5 s\): PID {holder.pid} "):
-        warehouse.connect(path, lock_timeout_s=5)
+        duckdb_file.connect(path, lock_timeout_s=5)
     assert sum(clock.slept) == pytest.approx(5)
     assert max(clock.slept) <= 1.0
 
@@ -569,8 +574,8 @@ def test_a_lock_timeout_gives_up_when_it_runs_out(path, holder, monkeypatch):
 
 
 def test_stage_ids_counts_only_new_ids_and_keeps_the_first_sighting(con):
-    assert warehouse.stage_ids(con, [(gen_id(1), "a.log:1"), (gen_id(2), "a.log:2"), (gen_id(1), "a.log:9")], seen_at=NOW) == 2
-    assert warehouse.stage_ids(con, [(gen_id(2), "b.log:1"), (gen_id(3), "b.log:2")], seen_at=NOW) == 1
+    assert duckdb_writes.stage_ids(con, [(gen_id(1), "a.log:1"), (gen_id(2), "a.log:2"), (gen_id(1), "a.log:9")], seen_at=NOW) == 2
+    assert duckdb_writes.stage_ids(con, [(gen_id(2), "b.log:1"), (gen_id(3), "b.log:2")], seen_at=NOW) == 1
     assert con.execute("select generation_id, source, status, attempts, first_seen_at from ingest_queue order by 1").fetchall() == [
         (gen_id(1), "a.log:1", "pending", 0, NOW),
         (gen_id(2), "a.log:2", "pending", 0, NOW),
@@ -581,14 +586,14 @@ def test_stage_ids_counts_only_new_ids_and_keeps_the_first_sighting(con):
 def test_stage_ids_leaves_loaded_ids_alone_and_works_in_chunks(con):
     write(con, [body(gen_id(1))])
     found = [(gen_id(index), f"a.log:{index}") for index in range(1, 11)]
-    assert warehouse.stage_ids(con, iter(found), seen_at=NOW, chunk_size=3) == 9
+    assert duckdb_writes.stage_ids(con, iter(found), seen_at=NOW, chunk_size=3) == 9
     assert con.execute("select status from ingest_queue where generation_id = ?", [gen_id(1)]).fetchone() == ("loaded",)
 
 
 def test_stage_ids_runs_inside_the_callers_transaction(con):
     con.execute("begin transaction")
-    assert warehouse.stage_ids(con, [(gen_id(1), "a.log:1")], seen_at=NOW) == 1
-    assert warehouse.due_counts(con, now=NOW) == {"pending": 1}
+    assert duckdb_writes.stage_ids(con, [(gen_id(1), "a.log:1")], seen_at=NOW) == 1
+    assert duckdb_writes.due_counts(con, now=NOW) == {"pending": 1}
     con.execute("rollback")
     assert con.execute("select count(*) from ingest_queue").fetchone() == (0,)
 
@@ -607,7 +612,7 @@ def queue(con):
         "no timestamp, pending": "gen-3bhGkxlo4XFrqiabUM7NDtwDzWwG",
         "pending, a day later": gen_id(8, seconds=T0 + 86400),
     }
-    warehouse.stage_ids(con, [(generation_id, "app.log") for generation_id in ids.values()], seen_at=NOW)
+    duckdb_writes.stage_ids(con, [(generation_id, "app.log") for generation_id in ids.values()], seen_at=NOW)
     write(con, [body(ids["loaded"])])
     write(con, [], [
         QueueUpdate(ids["failed, due"], "failed", 3, 500, "boom", NOW - timedelta(seconds=1)),
@@ -620,18 +625,18 @@ def queue(con):
 
 
 def due(con, **options) -> list[str]:
-    return [generation_id for chunk in warehouse.due_ids(con, now=NOW, **options) for generation_id in chunk]
+    return [generation_id for chunk in duckdb_writes.due_ids(con, now=NOW, **options) for generation_id in chunk]
 
 
 def test_due_ids_are_pending_and_retries_whose_time_has_come(con, queue):
     expected = ["pending", "failed, due", "not found, due", "no timestamp, pending", "pending, a day later"]
     assert sorted(due(con)) == sorted(queue[name] for name in expected)
-    assert warehouse.due_counts(con, now=NOW) == {"failed": 1, "not_found": 1, "pending": 3}
+    assert duckdb_writes.due_counts(con, now=NOW) == {"failed": 1, "not_found": 1, "pending": 3}
 
 
 def test_refresh_adds_the_loaded_ids(con, queue):
     assert queue["loaded"] in due(con, refresh=True)
-    assert warehouse.due_counts(con, now=NOW, refresh=True)["loaded"] == 1
+    assert duckdb_writes.due_counts(con, now=NOW, refresh=True)["loaded"] == 1
 
 
 def test_since_and_until_filter_on_the_ids_own_timestamp_half_open(con, queue):
@@ -645,10 +650,10 @@ def test_since_and_until_filter_on_the_ids_own_timestamp_half_open(con, queue):
 
 
 def test_due_ids_come_in_chunks_from_a_snapshot(con, queue):
-    chunks = warehouse.due_ids(con, now=NOW, chunk_size=2)
+    chunks = duckdb_writes.due_ids(con, now=NOW, chunk_size=2)
     first = next(chunks)
     assert len(first) == 2
-    write(warehouse.cursor(con), [body(generation_id) for generation_id in first])  # loaded while iterating
+    write(duckdb_file.cursor(con), [body(generation_id) for generation_id in first])  # loaded while iterating
     rest = [generation_id for chunk in chunks for generation_id in chunk]
     assert len(first) + len(rest) == 5
     assert not set(first) & set(rest)
@@ -664,7 +669,7 @@ class ReadsRunOutOfMemory(ConnectionProxy):
         self.failures_left = times
 
     def execute(self, sql, *args):
-        if "from _orusage_due_" in sql and not sql.startswith("create") and self.failures_left:
+        if "from temp._orusage_due_" in sql and not sql.startswith("create") and self.failures_left:
             self.failures_left -= 1
             raise duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block of size 256.0 KiB")
         return self._con.execute(sql, *args)
@@ -677,7 +682,7 @@ def test_a_due_id_read_that_runs_out_of_memory_waits_for_the_limit_to_lift(con, 
 
 
 def test_a_due_id_read_that_keeps_running_out_of_memory_gives_up(con, queue, monkeypatch):
-    monkeypatch.setattr(warehouse, "READ_OUT_OF_MEMORY_WAIT_S", 0.2)
+    monkeypatch.setattr(duckdb_writes, "READ_OUT_OF_MEMORY_WAIT_S", 0.2)
     with pytest.raises(duckdb.OutOfMemoryException):
         due(ReadsRunOutOfMemory(con, times=1000))
 
@@ -686,11 +691,11 @@ def test_a_due_id_read_that_keeps_running_out_of_memory_gives_up(con, queue, mon
 
 
 def test_a_run_is_recorded_without_any_key(con):
-    run_id = warehouse.start_run(con, options={
+    run_id = duckdb_writes.start_run(con, options={
         "paths": ["logs/"], "concurrency": 32, "api_key": "sk-or-v1-secret", "base_url": "sk-or-v1-pasted-in-the-wrong-place",
         "headers": {"Authorization": "Bearer sk-or-v1-secret"},
     })  # fmt: skip
-    warehouse.finish_run(con, run_id, outcome="some_failed", counts={
+    duckdb_writes.finish_run(con, run_id, outcome="some_failed", counts={
         "loaded": 7, "failed": 2, "not_found": 1, "ids_in_logs": 10, "error": None, "due_by_status": {"pending": 10},
     })  # fmt: skip
     row = con.execute("select run_id, outcome, loaded, failed, not_found, ids_in_logs, finished_at >= started_at, "
@@ -702,7 +707,7 @@ def test_a_run_is_recorded_without_any_key(con):
 
 
 def test_a_run_that_never_finished_has_no_outcome(con):
-    run_id = warehouse.start_run(con, options={})
+    run_id = duckdb_writes.start_run(con, options={})
     assert con.execute("select finished_at, outcome from ingest_runs where run_id = ?", [run_id]).fetchone() == (None, None)
 
 class RecordsMemoryLimits(ConnectionProxy):
@@ -743,31 +748,31 @@ def wal_bytes(path: Path) -> int:
 
 
 def test_a_batch_checkpoints_once_the_wal_passes_the_threshold(path, monkeypatch):
-    with warehouse.connect(path) as con:
+    with duckdb_file.connect(path) as con:
         write(con, [body(gen_id(index)) for index in range(200)])
         assert wal_bytes(path) > 0  # under the threshold: left in the WAL
-        monkeypatch.setattr(warehouse, "CHECKPOINT_AFTER_WAL_MB", 0)
+        monkeypatch.setattr(duckdb_writes, "CHECKPOINT_AFTER_WAL_MB", 0)
         write(con, [body(gen_id(index)) for index in range(200, 400)])
         assert wal_bytes(path) == 0
         assert con.execute("select count(*) from generations").fetchone() == (400,)
 
 
 def test_a_checkpoint_under_a_tiny_memory_limit_still_completes(path, monkeypatch):
-    monkeypatch.setattr(warehouse, "CHECKPOINT_AFTER_WAL_MB", 0)
-    monkeypatch.setattr(warehouse, "MEMORY_LIMIT_MB", 1)
-    monkeypatch.setattr(warehouse, "BATCH_MEMORY_FACTOR", 0)
-    with warehouse.connect(path) as con:
+    monkeypatch.setattr(duckdb_writes, "CHECKPOINT_AFTER_WAL_MB", 0)
+    monkeypatch.setattr(duckdb_writes, "MEMORY_LIMIT_MB", 1)
+    monkeypatch.setattr(duckdb_writes, "BATCH_MEMORY_FACTOR", 0)
+    with duckdb_file.connect(path) as con:
         for first in (0, 3000):
             write(con, [body(gen_id(index)) for index in range(first, first + 3000)])
         assert wal_bytes(path) == 0
-    with warehouse.connect(path, read_only=True) as reader:
+    with duckdb_file.connect(path, read_only=True) as reader:
         assert reader.execute("select count(*) from generations").fetchone() == (6000,)
 
 
 def test_a_batch_written_while_another_cursor_has_a_transaction_open_still_commits(path, monkeypatch):
-    monkeypatch.setattr(warehouse, "CHECKPOINT_AFTER_WAL_MB", 0)
-    with warehouse.connect(path) as con:
-        other = warehouse.cursor(con)
+    monkeypatch.setattr(duckdb_writes, "CHECKPOINT_AFTER_WAL_MB", 0)
+    with duckdb_file.connect(path) as con:
+        other = duckdb_file.cursor(con)
         other.execute("begin transaction")
         other.execute("select count(*) from ingest_queue").fetchall()
         write(con, [body(gen_id(index)) for index in range(10)])  # its checkpoint may have to wait

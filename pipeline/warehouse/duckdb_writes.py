@@ -1,23 +1,21 @@
-"""The DuckDB warehouse: open (migrate, refresh views), queue operations, batch upsert.
+"""The DuckDB file's writes, on an open connection: the batch upsert, the queue, the runs.
 
-Knows nothing of HTTP. Everything a run writes goes through here, and every batch is ONE
-transaction (generations, their provider responses, and their queue rows together), so the
-warehouse is the ingest job's only checkpoint: a process killed at any moment leaves each batch
-either wholly written or not at all.
+Every batch is ONE transaction (generations, their provider responses, their queue rows and the
+run's counters together), so the warehouse is the ingest job's only checkpoint: a process killed
+at any moment leaves each batch either wholly written or not at all.
 
 Upsert, by measurement (bench/normalize_upsert.py prints the comparison): the batch's polars
-frames go to DuckDB over the Arrow C stream interface (no copy through Python, no pyarrow). One
-scan of the key column finds which of the batch's rows are stored (by_rowid, below): those are
-compared and updated in place, the others inserted; the stored ids' provider responses are
-replaced, and the queue rows are found, updated and inserted the same way.
+frames are copied into DuckDB temp tables over the Arrow C stream interface (no pyarrow). One
+scan of the key column finds which of the batch's rows are stored (_stored_rows, below): those
+are compared and updated in place, the others inserted; the stored ids' provider responses are
+replaced, and the queue rows are found, updated and inserted the same way (sql/queue/).
 
 The keys (generations.id, provider_responses' (generation_id, attempt), ingest_queue.generation_id)
 are kept here, not declared: DuckDB backs a declared key with an ART index that must sit in memory,
 and that grew the ingest's memory with the warehouse (840 MB RSS for 1,000 ids into 10 million
 rows; sql/schema/006_keys_without_art_indexes.sql). Every write runs in one transaction and inserts
 only the keys it did not find stored; a batch must not repeat a key (upsert_batch refuses one that
-does), and one connection writes at a time (the ingest: staging, then its writer thread; DuckDB
-lets one process write the file).
+does), and one connection writes at a time.
 
 A re-fetched record identical to the stored one (same `raw`) is not rewritten: re-applying a
 batch changes nothing but `ingest_queue.updated_at`. So `generations.loaded_at` / `run_id` say
@@ -27,7 +25,6 @@ rows' typed columns, and `raw` only for the rows equal in all of them (see _API_
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -35,10 +32,8 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from itertools import islice
-from pathlib import Path
 from typing import TypeVar
 
 import duckdb
@@ -47,18 +42,11 @@ import polars as pl
 
 from pipeline import config
 from pipeline.normalize import GENERATION_SCHEMA, PROVIDER_RESPONSE_SCHEMA, NormalizedBatch
+from pipeline.warehouse.interface import NOT_FOUND_GIVE_UP_AFTER, QUEUE_STATUSES, QueueUpdate
+from pipeline.warehouse.sql_files import statement
 
 _T = TypeVar("_T")
 
-SQL_DIR = config.SQL_DIR
-SCHEMA_DIR = SQL_DIR / "schema"
-VIEWS_DIR = SQL_DIR / "views"
-MACROS_DIR = SQL_DIR / "macros"  # table macros: the views and reports read them
-
-QUEUE_STATUSES = ("pending", "loaded", "not_found", "failed")
-# `not_found` ids are re-checked until they are this old (by the timestamp in the id): the API's
-# lag is seconds to minutes, so an id still unknown after a week will not appear.
-NOT_FOUND_GIVE_UP_AFTER = timedelta(days=7)
 READ_OUT_OF_MEMORY_WAIT_S = 30.0
 # How a writable connection sets DuckDB up, for rows of ~2 KB (`raw` is most of it). Measured on
 # `orusage ingest` of 100,000 ids (bench/ingest_e2e.py's way: peak RSS of the process, from wait4;
@@ -97,334 +85,7 @@ MEMORY_LIMIT_MB = 32
 BATCH_MEMORY_FACTOR = 3
 THREADS = 1
 
-_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
-_CREATE_MACRO = re.compile(r"^create or replace macro ", re.MULTILINE)
-_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 _SECRET_OPTION = re.compile(r"key|token|secret|password|authorization", re.IGNORECASE)
-
-# Patched by tests so that waiting for a lock takes no real time.
-_sleep = time.sleep
-_monotonic = time.monotonic
-
-
-class WarehouseError(Exception):
-    """The warehouse cannot be used as asked; the message says why, in one line."""
-
-
-class WarehouseLockedError(WarehouseError):
-    """Another process holds the file (DuckDB allows one writing process)."""
-
-
-class WarehouseTooNewError(WarehouseError):
-    """The file was migrated by a newer orusage than this one."""
-
-
-class WarehouseNotFoundError(WarehouseError):
-    """A read-only open of a file that does not exist."""
-
-
-@dataclass(frozen=True, slots=True)
-class QueueUpdate:
-    generation_id: str
-    status: str  # loaded | not_found | failed
-    attempts: int  # requests made for this id by the run reporting it
-    last_http_status: int | None
-    last_error: str | None
-    next_attempt_at: datetime | None
-
-
-# --- opening ---------------------------------------------------------------------------------
-
-
-def connect(
-    path: str | Path, *, read_only: bool = False, lock_timeout_s: float = 0
-) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse. Writable: applies pending migrations (once, in one transaction), then
-    (re)creates every macro and view. Read-only: migrates nothing, refuses a missing file, and
-    creates the macros for this connection only.
-
-    If another process holds the file, retries for up to `lock_timeout_s`, then raises
-    WarehouseLockedError naming that process.
-
-    A writable connection has the file attached as DATABASE (see ROW_GROUP_ROWS): its cursors
-    must come from cursor(con), not con.cursor().
-    """
-    try:
-        path = config.check_warehouse_path(path)
-    except config.WarehousePathError as exc:
-        raise WarehouseError(str(exc)) from None
-    if read_only and not path.exists():
-        raise WarehouseNotFoundError(f"no warehouse at {path}")
-    _refuse_other_files(path)
-    if not read_only:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise WarehouseError(f"cannot create warehouse {path}: {exc.strerror or exc}") from None
-        if not path.exists():
-            _create_whole(path)
-    con = _open(path, read_only=read_only, lock_timeout_s=lock_timeout_s)
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        if read_only:
-            applied = _applied_versions(con)
-            if not applied and con.execute(
-                "select (select count(*) from duckdb_tables()) + (select count(*) from duckdb_views() where not internal)"
-            ).fetchone()[0]:
-                raise WarehouseError(f"{path} is a DuckDB file but not an orusage warehouse (it has no schema_migrations)")
-            _refuse_newer(con, path, applied)
-            _create_connection_macros(con)
-        else:
-            _migrate(con, path)
-            _create_macros_and_views(con)
-    except BaseException:
-        con.close()
-        raise
-    return con
-
-
-# No orusage connection installs or loads an extension by itself: DuckDB would otherwise fetch one
-# from the network for a file it does not recognise (a SQLite file, say) or a function it lacks.
-OFFLINE: dict[str, object] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-_DUCKDB_MAGIC = b"DUCK"  # at byte 8 of every DuckDB database file
-_DUCKDB_MAGIC_OFFSET = 8
-
-
-def _refuse_other_files(path: Path) -> None:
-    """Refuse, before DuckDB sees it, a file that is not a DuckDB database (an empty one is let
-    through: DuckDB creates a database in it)."""
-    try:
-        with open(path, "rb") as file:
-            head = file.read(_DUCKDB_MAGIC_OFFSET + len(_DUCKDB_MAGIC))
-    except FileNotFoundError:
-        return
-    except IsADirectoryError:
-        raise WarehouseError(f"{path} is a folder, not a warehouse file") from None
-    except OSError as exc:
-        raise WarehouseError(f"cannot read warehouse {path}: {exc.strerror or exc}") from None
-    if head and head[_DUCKDB_MAGIC_OFFSET:] != _DUCKDB_MAGIC:
-        raise WarehouseError(f"{path} is not a DuckDB file (an orusage warehouse is one): refusing to open it")
-
-
-def _create_whole(path: Path) -> None:
-    """Create a new, empty database file under another name, then link it into place.
-
-    DuckDB creates a new file, then writes its headers: a process killed in between (7 of 51
-    SIGKILLs that landed there, tests/test_ingest.py's first kill point) leaves a file DuckDB then
-    refuses for good ("not a valid DuckDB database file"). A link is atomic, and never replaces
-    a file another process created meanwhile. Where links are not supported, DuckDB creates the
-    file itself, as before.
-    """
-    staging = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
-    try:
-        duckdb.connect(str(staging), config=OFFLINE).close()
-        os.link(staging, path)
-    except OSError:  # FileExistsError: another process created it first; theirs is kept. Where
-        pass  # links are not supported, DuckDB creates the file itself.
-    except duckdb.Error as exc:
-        raise WarehouseError(f"cannot create warehouse {path}: {_one_line(exc)}") from None
-    finally:
-        for leftover in (staging, staging.with_name(staging.name + ".wal")):
-            with contextlib.suppress(OSError):  # a read-only folder: the error above says why
-                leftover.unlink(missing_ok=True)
-
-
-def _open(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
-    deadline = _monotonic() + max(0.0, lock_timeout_s)
-    delay_s = 0.05
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=True, config=OFFLINE) if read_only else _open_writable(path)
-        except duckdb.IOException as exc:
-            holder = _LOCK_HOLDER.search(str(exc))
-            if holder is None:
-                raise WarehouseError(f"cannot open warehouse {path}: {_one_line(exc)}") from None
-            remaining_s = deadline - _monotonic()
-            if remaining_s <= 0:
-                raise WarehouseLockedError(_locked_message(path, holder, lock_timeout_s)) from None
-            _sleep(min(delay_s, remaining_s))
-            delay_s = min(delay_s * 2, 1.0)
-        except duckdb.Error as exc:
-            raise WarehouseError(f"cannot open warehouse {path}: {_one_line(exc)}") from None
-
-
-def _open_writable(path: Path) -> duckdb.DuckDBPyConnection:
-    """The file attached under DATABASE with ROW_GROUP_ROWS-row groups, and made the default.
-
-    A cursor of this connection (`con.cursor()`) starts on DuckDB's in-memory database: use
-    `cursor(con)`, which also moves to DATABASE."""
-    con = duckdb.connect(config={"threads": THREADS, **OFFLINE})
-    try:
-        con.execute(f"set temp_directory = {_sql_text(f'{path}.tmp')}")  # DuckDB's default for a file
-        con.execute("set enable_progress_bar = false")  # a long migration must not draw a bar into cron mail
-        con.execute("set max_vacuum_tasks = 0")  # see the comment above DATABASE
-        con.execute(f"set checkpoint_threshold = '{NO_AUTOMATIC_CHECKPOINT}'")  # see checkpoint_if_due
-        con.execute(f"attach {_sql_text(str(path))} as {DATABASE} (row_group_size {ROW_GROUP_ROWS})")
-        con.execute(f"use {DATABASE}")
-    except BaseException:
-        con.close()
-        raise
-    return con
-
-
-def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Another connection to the same open warehouse (for another thread), on the warehouse:
-    DuckDB's cursors start on the instance's default database, not on the one `use`d."""
-    database = con.execute("select current_database()").fetchone()[0]
-    result = con.cursor()
-    result.execute(f"use {_sql_name(database)}")
-    return result
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _sql_name(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"'
-
-
-def _locked_message(path: Path, holder: re.Match[str], lock_timeout_s: float) -> str:
-    pid = holder["pid"]
-    command = _command_line(int(pid)) or holder["program"]
-    waited = f" (waited {lock_timeout_s:g} s)" if lock_timeout_s > 0 else ""
-    return (
-        f"warehouse {path} is in use by another process{waited}: PID {pid} ({command}). "
-        "DuckDB allows one writer at a time (and no reader while it writes): wait for it to "
-        "finish (`orusage ingest --lock-timeout SECONDS` waits for it)."
-    )
-
-
-def _command_line(pid: int) -> str | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    command = " ".join(raw.replace(b"\0", b" ").decode(errors="replace").split())
-    return command[:200] or None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
-# --- migrations and views --------------------------------------------------------------------
-
-
-def migrations() -> list[tuple[int, str, Path]]:
-    """(version, name, file) of every sql/schema/NNN_name.sql, in order."""
-    found = []
-    for file in sorted(SCHEMA_DIR.glob("*.sql")):
-        match = _MIGRATION_NAME.match(file.name)
-        if match is None:
-            raise WarehouseError(f"{file}: a migration file must be named NNN_name.sql")
-        found.append((int(match[1]), file.stem, file))
-    versions = [version for version, _, _ in found]
-    if len(set(versions)) != len(versions):
-        raise WarehouseError(f"{SCHEMA_DIR}: two migrations share a number")
-    return found
-
-
-def _applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_name = 'schema_migrations'"
-    ).fetchone()[0]
-    if not exists:
-        return set()
-    # Another tool's `schema_migrations` (Rails, dbmate...) is not ours: every row must name one of
-    # our migrations, under its number (a newer orusage's numbers, unknown here, are let through).
-    known = {version: name for version, name, _ in migrations()}
-    try:
-        rows = con.execute("select version, name from schema_migrations").fetchall()
-    except duckdb.Error:
-        rows = None
-    if rows is None or any(not isinstance(version, int) or known.get(version, name) != name for version, name in rows):
-        raise WarehouseError(f"{_database_path(con)} is a DuckDB file but not an orusage warehouse "
-                             "(its schema_migrations is another tool's)")
-    return {version for version, _ in rows}
-
-
-def _database_path(con: duckdb.DuckDBPyConnection) -> str:
-    return con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
-
-
-def _refuse_newer(con: duckdb.DuckDBPyConnection, path: Path, applied: set[int]) -> None:
-    known = max(version for version, _, _ in migrations())
-    if applied and max(applied) > known:
-        raise WarehouseTooNewError(
-            f"warehouse {path} was written by a newer orusage (schema version {max(applied)}; this "
-            f"one knows up to {known}): upgrade orusage to use it"
-        )
-
-
-def _migrate(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    applied = _applied_versions(con)
-    if not applied and con.execute(
-        "select count(*) from duckdb_tables() where database_name = current_database() and not temporary"
-    ).fetchone()[0] + con.execute(
-        "select count(*) from duckdb_views() where database_name = current_database() and not internal"
-    ).fetchone()[0]:
-        raise WarehouseError(f"{path} is a DuckDB file but not an orusage warehouse (it has no schema_migrations): "
-                             "refusing to add orusage's tables to it")
-    _refuse_newer(con, path, applied)
-    pending = [(version, name, file) for version, name, file in migrations() if version not in applied]
-    if not pending:
-        return
-    con.begin()
-    try:
-        for version, name, file in pending:
-            try:
-                con.execute(file.read_text())
-            except duckdb.Error as exc:
-                raise WarehouseError(f"{file}: migration failed: {_one_line(exc)}") from None
-            con.execute("insert into schema_migrations (version, name) values (?, ?)", [version, name])
-        con.commit()
-    except BaseException:
-        _rollback_if_open(con)
-        raise
-
-
-def _create_macros_and_views(con: duckdb.DuckDBPyConnection) -> None:
-    """Every sql/macros/*.sql (`create or replace macro`) and sql/views/*.sql (`create or replace
-    view`), stored in the file."""
-    files = [*sorted(MACROS_DIR.glob("*.sql")), *sorted(VIEWS_DIR.glob("*.sql"))]
-    _create_in_order(con, [(file, file.read_text()) for file in files])
-
-
-def _create_connection_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """A read-only connection cannot store the macros the reports call, and the file may have been
-    last opened for writing by an older orusage (without them, or with older ones): so it gets its
-    own, in its temporary catalog, which DuckDB searches before the file's. If they cannot be made
-    (views too old for them), the file's own, if any, still serve, and status and queries work."""
-    temporary = [
-        (file, _CREATE_MACRO.sub("create or replace temp macro ", file.read_text()))
-        for file in sorted(MACROS_DIR.glob("*.sql"))
-    ]
-    try:
-        _create_in_order(con, temporary)
-    except WarehouseError:
-        pass
-
-
-def _create_in_order(con: duckdb.DuckDBPyConnection, statements: list[tuple[Path, str]]) -> None:
-    """Each file's statement, in the order given, repeated while some fail for want of an object
-    created later: DuckDB checks a view or a table macro against what it reads when it is created.
-    Each statement commits on its own (a failed one would abort a shared transaction)."""
-    waiting = statements
-    while waiting:
-        failed: list[tuple[Path, str]] = []
-        errors: list[str] = []
-        for file, sql in waiting:
-            try:
-                con.execute(sql)
-            except duckdb.CatalogException as exc:
-                failed.append((file, sql))
-                errors.append(f"{file}: {_one_line(exc)}")
-            except duckdb.Error as exc:
-                raise WarehouseError(f"{file}: {_one_line(exc)}") from None
-        if len(failed) == len(waiting):
-            raise WarehouseError(errors[0])
-        waiting = failed
 
 
 # --- the batch upsert ------------------------------------------------------------------------
@@ -507,17 +168,6 @@ where generations.rowid = batch.{_STORED_ROWID} and {_RAW_CHANGED}
 """
 
 
-def _merge_sql(changed: str) -> str:
-    updates = ", ".join(f"{column} = batch.{column}" for column in _GENERATION_COLUMNS if column != "id")
-    columns = ", ".join(_GENERATION_COLUMNS)
-    values = ", ".join(f"batch.{column}" for column in _GENERATION_COLUMNS)
-    return (
-        f"merge into generations using {_generations_source()} as batch on generations.id = batch.id "
-        f"when matched and ({changed}) then update set {updates} "
-        f"when not matched then insert ({columns}) values ({values})"
-    )
-
-
 _UPDATE_CHANGED_SQL = f"""
 update generations set {", ".join(f"{column} = batch.{column}" for column in _GENERATION_COLUMNS if column != "id")}
 from {_BATCH_WITH_STORED_ROWID} as batch
@@ -529,26 +179,6 @@ select {", ".join(_GENERATION_COLUMNS)} from {_generations_source()}
 where id not in (select id from {_BATCH_STORED})
 """
 
-
-def _delete_insert_sql() -> str:
-    columns = ", ".join(_GENERATION_COLUMNS)
-    return (
-        f"delete from generations where id in (select id from {_BATCH_GENERATIONS}); "
-        f"insert into generations ({columns}) select {columns} from {_generations_source()}"
-    )
-
-
-# The candidates bench/normalize_upsert.py measures; UPSERT_STRATEGY is the one that won. "by_rowid"
-# runs several statements, chosen by what the batch holds (see _write_generations); each of the
-# others is the one statement here.
-BY_ROWID = "by_rowid"
-_ONE_STATEMENT_UPSERTS = {
-    "merge": _merge_sql(_API_FIELDS_CHANGED),
-    "merge_raw": _merge_sql(_RAW_CHANGED),
-    "delete_insert": _delete_insert_sql(),
-}
-UPSERT_STRATEGIES = (BY_ROWID, *_ONE_STATEMENT_UPSERTS)
-UPSERT_STRATEGY = BY_ROWID
 
 _ATTEMPT_VALUES = [column for column in _ATTEMPT_COLUMNS if column not in ("generation_id", "attempt")]
 _STORED_ATTEMPTS = "_orusage_stored_attempts"
@@ -580,8 +210,7 @@ drop table {_STORED_ATTEMPTS};
 """
 
 
-_REPLACE_ATTEMPTS_SQL = _replace_attempts_sql(f"select id from {_BATCH_GENERATIONS}")
-# by_rowid's: an id not in generations has no attempts stored (an invariant: they are written
+# An id not in generations has no attempts stored (an invariant: they are written
 # together, in one transaction), so a new id's attempts are a plain insert, and only stored ids can
 # have attempts to replace.
 _INSERT_NEW_ATTEMPTS_SQL = f"""
@@ -591,31 +220,9 @@ where generation_id not in (select id from {_BATCH_STORED})
 """
 _REPLACE_STORED_ATTEMPTS_SQL = _replace_attempts_sql(f"select id from {_BATCH_STORED}")
 
-# The queue's rows are found and updated the way generations' are.
-_BATCH_QUEUED = "_orusage_batch_queued"
-_FIND_QUEUED_SQL = (
-    f"create or replace temp table {_BATCH_QUEUED} as {_stored_rows('ingest_queue', 'generation_id', _BATCH_QUEUE)}"
-)
-_QUEUE_VALUES = ("status", "attempts", "last_http_status", "last_error", "next_attempt_at")
-_UPDATE_QUEUED_SQL = f"""
-update ingest_queue set {", ".join(f"{column} = batch.{column}" for column in _QUEUE_VALUES)}, updated_at = $now
-from {_with_stored_rowid(_BATCH_QUEUE, _BATCH_QUEUED, "generation_id")} as batch
-where ingest_queue.rowid = batch.{_STORED_ROWID}
-"""
-_INSERT_UNQUEUED_SQL = f"""
-insert into ingest_queue (generation_id, first_seen_at, source, updated_at, {", ".join(_QUEUE_VALUES)})
-select generation_id, $now, null, $now, {", ".join(_QUEUE_VALUES)} from {_BATCH_QUEUE}
-where generation_id not in (select generation_id from {_BATCH_QUEUED})
-"""
-_STAGED = "_orusage_staged"
-# One statement, so that finding the queued ids and inserting the others is atomic outside a
-# transaction too; the CTE keeps _stored_rows' shape (queue scanned, staged ids held).
-_STAGE_UNQUEUED_SQL = f"""
-insert into ingest_queue (generation_id, first_seen_at, source, status, attempts, updated_at)
-with queued as materialized ({_stored_rows("ingest_queue", "generation_id", _STAGED)})
-select generation_id, $seen_at, source, 'pending', 0, $seen_at from {_STAGED}
-where generation_id not in (select generation_id from queued)
-"""
+# The queue's rows are found and updated the way generations' are, by the statements in sql/queue/.
+_BATCH_QUEUED = "_orusage_batch_queued"  # find_queued's table
+_STAGED = "_orusage_staged"  # stage_unqueued's
 
 
 class _ArrowStream:
@@ -663,7 +270,6 @@ def upsert_batch(
     queue_updates: Sequence[QueueUpdate],
     *,
     run_id: str,
-    strategy: str | None = None,
     run_counts: dict[str, int] | None = None,
 ) -> None:
     """Write one batch in ONE transaction: each generation replaces its old row (raw included)
@@ -673,16 +279,15 @@ def upsert_batch(
     _refuse_repeated_keys(batch)
     now = datetime.now(timezone.utc)
     queue = _queue_frame(queue_updates)
-    strategy = strategy or UPSERT_STRATEGY
     _set_memory_limit(con, _batch_memory_limit_mb(con, batch))
     try:
-        _write_batch(con, batch, queue, strategy, now=now, run_id=run_id, run_counts=run_counts)
+        _write_batch(con, batch, queue, now=now, run_id=run_id, run_counts=run_counts)
     except duckdb.OutOfMemoryException:
         # The limit is there to make DuckDB evict, not to fail a batch (a refresh's in-place updates
         # stay in memory until the next checkpoint): once more with DuckDB's default limit, 80% of
         # the RAM (`reset memory_limit` leaves the old one in force). A batch is idempotent.
         _set_memory_limit(con, _default_memory_limit_mb())
-        _write_batch(con, batch, queue, strategy, now=now, run_id=run_id, run_counts=run_counts)
+        _write_batch(con, batch, queue, now=now, run_id=run_id, run_counts=run_counts)
     checkpoint_if_due(con)
 
 
@@ -724,7 +329,7 @@ def _wal_mb(con: duckdb.DuckDBPyConnection) -> float:
         return 0
 
 
-def _rollback_if_open(con: duckdb.DuckDBPyConnection) -> None:
+def rollback_if_open(con: duckdb.DuckDBPyConnection) -> None:
     try:
         con.rollback()
     except duckdb.TransactionException:
@@ -751,18 +356,18 @@ def _default_memory_limit_mb() -> int:
 
 
 def _write_batch(
-    con: duckdb.DuckDBPyConnection, batch: NormalizedBatch, queue: pl.DataFrame, strategy: str, *, now: datetime,
+    con: duckdb.DuckDBPyConnection, batch: NormalizedBatch, queue: pl.DataFrame, *, now: datetime,
     run_id: str, run_counts: dict[str, int] | None = None,
 ) -> None:
     con.begin()
     try:
         if batch.generations.height:
-            _write_generations(con, batch, strategy, loaded_at=now, run_id=run_id)
+            write_generations(con, batch, loaded_at=now, run_id=run_id)
         if queue.height:
             with _registered(con, {_BATCH_QUEUE: queue}):
-                con.execute(_FIND_QUEUED_SQL)
-                con.execute(_UPDATE_QUEUED_SQL, {"now": now})
-                con.execute(_INSERT_UNQUEUED_SQL, {"now": now})
+                con.execute(statement("queue/find_queued"))
+                con.execute(statement("queue/update_queued"), {"now": now})
+                con.execute(statement("queue/insert_unqueued"), {"now": now})
                 con.execute(f"drop table {_BATCH_QUEUED}")  # a rollback drops it too
         if run_counts:
             _update_run_counts(con, run_id, run_counts)
@@ -771,19 +376,17 @@ def _write_batch(
         _set_memory_limit(con, _default_memory_limit_mb())
         con.commit()
     except BaseException:
-        _rollback_if_open(con)
+        rollback_if_open(con)
         raise
 
 
-def _write_generations(
-    con: duckdb.DuckDBPyConnection, batch: NormalizedBatch, strategy: str, *, loaded_at: datetime, run_id: str
+def write_generations(
+    con: duckdb.DuckDBPyConnection, batch: NormalizedBatch, *, loaded_at: datetime, run_id: str
 ) -> None:
+    """The batch's generations and provider responses, inside the caller's transaction
+    (bench/normalize_upsert.py puts its other candidates here to compare them)."""
     parameters = {"loaded_at": loaded_at, "run_id": run_id}
     with _registered(con, {_BATCH_GENERATIONS: batch.generations, _BATCH_ATTEMPTS: batch.provider_responses}):
-        if strategy != BY_ROWID:
-            con.execute(_ONE_STATEMENT_UPSERTS[strategy], parameters)
-            con.execute(_REPLACE_ATTEMPTS_SQL)
-            return
         (stored,) = con.execute(_FIND_STORED_SQL).fetchone()
         if stored:
             (changed,) = con.execute(_UPDATE_CHANGED_SQL, parameters).fetchone()
@@ -839,41 +442,16 @@ def stage_ids(
         )
         frame = frame.unique("generation_id", keep="first", maintain_order=True)
         with _registered(con, {_STAGED: frame}):
-            new += con.execute(_STAGE_UNQUEUED_SQL, {"seen_at": seen_at}).fetchone()[0]
+            new += con.execute(statement("queue/stage_unqueued"), {"seen_at": seen_at}).fetchone()[0]
     return new
 
 
-_ID_TIME = (
-    "coalesce(to_timestamp(try_cast(regexp_extract(generation_id, '^gen-([0-9]{10})-', 1) as bigint)), first_seen_at)"
-)
-
-
-def _due_filter(refresh: bool) -> str:
-    statuses = [
-        "status = 'pending'",
-        "(status = 'failed' and coalesce(next_attempt_at <= $now, true))",
-        f"(status = 'not_found' and coalesce(next_attempt_at <= $now, true) and {_ID_TIME} > $now - $give_up)",
-    ]
-    if refresh:
-        statuses.append("status = 'loaded'")
-    return f"({' or '.join(statuses)}) and {_window_filter()}"
-
-
-def _window_filter() -> str:
-    """The ids whose time is in [$since, $until): the id's own (gen-<unix seconds>-...), or when it
-    was first seen for any other id form."""
-    return f"($since is null or {_ID_TIME} >= $since) and ($until is null or {_ID_TIME} < $until)"
-
-
-def _due_parameters(now: datetime, since: datetime | None, until: datetime | None) -> dict[str, object]:
+def _due_parameters(
+    now: datetime, refresh: bool, since: datetime | None, until: datetime | None
+) -> dict[str, object]:
     # The window of config's time bounds, on the id's whole seconds: an id of second S is in when
     # since <= S < until, as `orusage ids` and the log scan have it.
-    return {
-        "now": now,
-        "give_up": NOT_FOUND_GIVE_UP_AFTER,
-        "since": since,
-        "until": until,
-    }
+    return {"now": now, "give_up": NOT_FOUND_GIVE_UP_AFTER, "refresh": refresh, "since": since, "until": until}
 
 
 def due_counts(
@@ -884,12 +462,49 @@ def due_counts(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, int]:
-    """How many ids due_ids would yield, by status."""
+    """How many ids due_ids would yield, by status (sql/queue/due.sql)."""
     rows = con.execute(
-        f"select status, count(*) from ingest_queue where {_due_filter(refresh)} group by status order by status",
-        _due_parameters(now, since, until),
+        f"select status, count(*) from ({statement('queue/due')}) group by status order by status",
+        _due_parameters(now, refresh, since, until),
     ).fetchall()
     return dict(rows)
+
+
+def snapshot_due(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    now: datetime,
+    refresh: bool = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> str:
+    """Copy the due ids (sql/queue/due.sql), in the order they were queued, into a temp table of
+    `con`'s; returns its name. It needs no open file afterwards: read it with due_chunks."""
+    snapshot = f"_orusage_due_{secrets.token_hex(4)}"
+    con.execute(
+        f"create temp table {snapshot} as select generation_id from ({statement('queue/due')})",
+        _due_parameters(now, refresh, since, until),
+    )
+    return snapshot
+
+
+def due_chunks(con: duckdb.DuckDBPyConnection, snapshot: str, *, chunk_size: int = 10_000) -> Iterator[list[str]]:
+    """The snapshot's ids, in chunks (one chunk in Python at a time); drops it at the end."""
+    try:
+        offset = 0
+        while True:
+            rows = _waiting_out_memory_limits(
+                lambda: con.execute(
+                    f"select generation_id from temp.{snapshot} where rowid >= ? and rowid < ? order by rowid",
+                    [offset, offset + chunk_size],
+                ).fetchall()
+            )
+            if not rows:
+                return
+            yield [generation_id for (generation_id,) in rows]
+            offset += chunk_size
+    finally:
+        con.execute(f"drop table if exists temp.{snapshot}")
 
 
 def due_ids(
@@ -901,33 +516,11 @@ def due_ids(
     until: datetime | None = None,
     chunk_size: int = 10_000,
 ) -> Iterator[list[str]]:
-    """The ids to fetch now, in chunks, in the order they were queued: pending ones; failed ones
-    whose next_attempt_at has come; not_found ones that are due and younger than a week (by the
-    id's timestamp); with `refresh`, loaded ones too; only those whose id's timestamp is in the
-    window `since` <= t < `until` (config's time bounds).
-
-    The due set is snapshotted first (in a temporary table), so writing batches while iterating
-    changes neither what is yielded nor memory use (one chunk in Python at a time)."""
-    snapshot = f"_orusage_due_{secrets.token_hex(4)}"
-    con.execute(
-        f"create temp table {snapshot} as select generation_id from ingest_queue where {_due_filter(refresh)}",
-        _due_parameters(now, since, until),
-    )
-    try:
-        offset = 0
-        while True:
-            rows = _waiting_out_memory_limits(
-                lambda: con.execute(
-                    f"select generation_id from {snapshot} where rowid >= ? and rowid < ? order by rowid",
-                    [offset, offset + chunk_size],
-                ).fetchall()
-            )
-            if not rows:
-                return
-            yield [generation_id for (generation_id,) in rows]
-            offset += chunk_size
-    finally:
-        con.execute(f"drop table if exists {snapshot}")
+    """The ids to fetch now (sql/queue/due.sql), in chunks, in the order they were queued, from a
+    snapshot taken first: writing batches while iterating changes neither what is yielded nor
+    memory use."""
+    snapshot = snapshot_due(con, now=now, refresh=refresh, since=since, until=until)
+    yield from due_chunks(con, snapshot, chunk_size=chunk_size)
 
 
 def _waiting_out_memory_limits(read: Callable[[], _T]) -> _T:
@@ -959,8 +552,8 @@ def start_run(con: duckdb.DuckDBPyConnection, *, options: dict) -> str:
     started_at = datetime.now(timezone.utc)
     run_id = f"{started_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     con.execute(
-        "insert into ingest_runs (run_id, started_at, options) values (?, ?, ?)",
-        [run_id, started_at, _json(_without_secrets(options))],
+        statement("runs/start_run"),
+        {"run_id": run_id, "started_at": started_at, "options": _json(_without_secrets(options))},
     )
     return run_id
 
@@ -997,10 +590,7 @@ def failed_waiting(
     con: duckdb.DuckDBPyConnection, *, since: datetime | None = None, until: datetime | None = None
 ) -> tuple[int, datetime | None]:
     """How many ids of the window are `failed` (waiting for a retry), and when the first is due."""
-    count, first_due = con.execute(
-        f"select count(*), min(next_attempt_at) from ingest_queue where status = 'failed' and {_window_filter()}",
-        {"since": since, "until": until},
-    ).fetchone()
+    count, first_due = con.execute(statement("queue/failed_waiting"), {"since": since, "until": until}).fetchone()
     return count, first_due
 
 
@@ -1027,3 +617,4 @@ def _without_secrets(value: object) -> object:
 
 def _json(value: object) -> str:
     return orjson.dumps(value, default=str).decode()
+

@@ -1,0 +1,131 @@
+"""What every warehouse backend offers its callers (ingest, reports, the CLI, the notebook API),
+and the errors and records they share. Knows no database library.
+
+A backend is two objects: a `Writer` (one per ingest run) and a `Reader` (one per report, query or
+notebook call). What each backend must guarantee:
+
+- **Migrations.** Opening a writer applies the pending `sql/schema/` migrations once, in one
+  transaction, and (re)creates the `sql/macros/` and `sql/views/` objects; it refuses a warehouse
+  migrated by a newer orusage (WarehouseTooNewError) and a database that is not orusage's.
+  Opening a reader migrates nothing.
+- **One transaction per batch.** `upsert_batch` writes the batch's generations, their provider
+  responses, its queue updates and the run's counters together, or nothing: a process killed at
+  any moment leaves each batch wholly written or not at all. Re-applying a batch changes nothing
+  but `ingest_queue.updated_at` (an unchanged record is not rewritten).
+- **Keys without declared constraints.** `generations.id`, `provider_responses (generation_id,
+  attempt)` and `ingest_queue.generation_id` are unique because the writes insert only the keys
+  they do not find stored (DuckLake declares no keys at all; the DuckDB file keeps none either, see
+  sql/schema/006): a batch must not repeat a key (ValueError).
+- **Readers during loads.** A reader opened while a writer runs answers from the writer's last
+  committed batch, within its `lock_timeout_s`; past it, WarehouseLockedError names the writer
+  and how long the reader waited. A reader cannot change the warehouse or reach other files.
+- **Errors.** Everything a caller must handle about the warehouse itself (missing, locked, too
+  new, not a warehouse, unreachable) is a WarehouseError with a one-line message; a reader's SQL
+  that fails is a QueryError. No database library's exception reaches a caller.
+- **Several writers** (DuckLake): each writes its own ids (`--shard`); on the DuckDB file one writer
+  at a time (a second one waits up to its `lock_timeout_s`, then WarehouseLockedError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import polars as pl
+
+from pipeline.normalize import NormalizedBatch
+
+QUEUE_STATUSES = ("pending", "loaded", "not_found", "failed")
+# `not_found` ids are re-checked until they are this old (by the timestamp in the id): the API's
+# lag is seconds to minutes, so an id still unknown after a week will not appear.
+NOT_FOUND_GIVE_UP_AFTER = timedelta(days=7)
+
+
+class WarehouseError(Exception):
+    """The warehouse cannot be used as asked; the message says why, in one line."""
+
+
+class WarehouseLockedError(WarehouseError):
+    """Another process holds the warehouse longer than the caller would wait."""
+
+
+class WarehouseTooNewError(WarehouseError):
+    """The warehouse was migrated by a newer orusage than this one."""
+
+
+class WarehouseNotFoundError(WarehouseError):
+    """A reader asked for a warehouse that does not exist."""
+
+
+class QueryError(ValueError):
+    """A reader's SQL failed (a syntax error, an unknown column...): the database's one-line message."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueUpdate:
+    generation_id: str
+    status: str  # loaded | not_found | failed
+    attempts: int  # requests made for this id by the run reporting it
+    last_http_status: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+
+
+class Writer(Protocol):
+    """An ingest run's access to the warehouse. Safe to use from two threads (the ingest's main
+    thread reads due ids while its writer thread upserts batches)."""
+
+    location: str
+
+    def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
+        """Queue the ids not queued yet as `pending`, with where they were first seen; how many were new."""
+
+    def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
+                   until: datetime | None = None) -> dict[str, int]:
+        """How many ids due_ids would yield, by status."""
+
+    def due_ids(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
+                until: datetime | None = None) -> Iterator[list[str]]:
+        """The ids to fetch now, in chunks, from a snapshot taken at the first chunk (writes while
+        iterating change nothing yielded): pending ones, failed and not_found ones whose retry is
+        due (not_found ones younger than NOT_FOUND_GIVE_UP_AFTER), loaded ones too with `refresh`,
+        only those whose id time is in since <= t < until."""
+
+    def failed_waiting(self, *, since: datetime | None = None,
+                       until: datetime | None = None) -> tuple[int, datetime | None]:
+        """How many ids of the window are `failed` (waiting for a retry), and when the first is due."""
+
+    def upsert_batch(self, batch: NormalizedBatch, queue_updates: Sequence[QueueUpdate], *, run_id: str,
+                     run_counts: dict[str, int] | None = None) -> None:
+        """Write one batch, its queue updates and the run's counters so far in ONE transaction."""
+
+    def start_run(self, *, options: dict[str, Any]) -> str:
+        """Record a run's start (options without any secret); returns its id."""
+
+    def finish_run(self, run_id: str, *, counts: dict[str, Any], outcome: str) -> None:
+        """Record a run's end: outcome, counters, error."""
+
+    def rolled_back(self) -> AbstractContextManager[None]:
+        """A transaction around the block that is always rolled back (a dry run): the block's
+        stage_ids and due_counts see their own writes, nothing stays."""
+
+    def close(self) -> None: ...
+
+
+class Reader(Protocol):
+    """Read-only access for one report, query or status; close it when done."""
+
+    location: str
+
+    def rows(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    def frame(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        """The result as a polars frame (types polars cannot hold, such as INTERVAL, as text)."""
+
+    def statement_kinds(self, sql: str) -> list[str]:
+        """The kind of each statement in `sql` (`SELECT`, `EXPLAIN`, `COPY`...), without running any."""
+
+    def close(self) -> None: ...
