@@ -117,7 +117,8 @@ def _checked_path(path: str | Path, *, read_only: bool) -> Path:
     return path
 
 
-def _check_readable(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _check_readable(con: duckdb.DuckDBPyConnection, path: Path) -> set[int]:
+    """The file's applied migrations, after refusing another tool's file or a newer orusage's."""
     applied = _applied_versions(con)
     if not applied and con.execute(
         "select (select count(*) from duckdb_tables()) + (select count(*) from duckdb_views() where not internal)"
@@ -125,6 +126,7 @@ def _check_readable(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise WarehouseError(f"{path} is a DuckDB file but not an orusage warehouse (it has no schema_migrations)")
     _refuse_newer(con, path, applied)
     _create_connection_macros(con)
+    return applied
 
 
 # No orusage connection installs or loads an extension by itself: DuckDB would otherwise fetch one
@@ -175,24 +177,52 @@ def _create_whole(path: Path) -> None:
 
 def _retry_while_locked(path: Path, open_once: Callable[[], _T], wait_s: float, *, reader: bool = False) -> _T:
     """open_once(), again while another process holds the file, for up to `wait_s`; then
-    WarehouseLockedError naming the holder. The first retries come fast: an ingest's write
-    window lasts a fraction of a second."""
+    WarehouseLockedError naming the holder. A reader announces itself while it waits (see
+    _ReaderWaiting), so an ingest lets it in at the end of its current write window."""
     deadline = _monotonic() + max(0.0, wait_s)
-    delay_s = 0.01
-    while True:
-        try:
-            return open_once()
-        except duckdb.IOException as exc:
-            holder = _LOCK_HOLDER.search(str(exc))
-            if holder is None:
+    delay_s = 0.005
+    announced = False
+    with contextlib.ExitStack() as waiting:
+        while True:
+            try:
+                return open_once()
+            except duckdb.IOException as exc:
+                holder = _LOCK_HOLDER.search(str(exc))
+                if holder is None:
+                    raise WarehouseError(f"cannot open warehouse {path}: {_one_line(exc)}") from None
+                remaining_s = deadline - _monotonic()
+                if remaining_s <= 0:
+                    raise WarehouseLockedError(_locked_message(path, holder, wait_s, reader=reader)) from None
+                if reader and not announced:
+                    waiting.enter_context(_ReaderWaiting(path))
+                    announced = True
+                _sleep(min(delay_s, remaining_s))
+                delay_s = min(delay_s * 2, 0.05 if reader else 0.25)
+            except duckdb.Error as exc:
                 raise WarehouseError(f"cannot open warehouse {path}: {_one_line(exc)}") from None
-            remaining_s = deadline - _monotonic()
-            if remaining_s <= 0:
-                raise WarehouseLockedError(_locked_message(path, holder, wait_s, reader=reader)) from None
-            _sleep(min(delay_s, remaining_s))
-            delay_s = min(delay_s * 2, 0.25)
-        except duckdb.Error as exc:
-            raise WarehouseError(f"cannot open warehouse {path}: {_one_line(exc)}") from None
+
+
+class _ReaderWaiting:
+    """A reader waiting for the file holds a shared lock on byte 0 of `<warehouse>.ingest.lock`
+    (fcntl's, apart from the whole-file flock the ingest holds); before each write window the
+    ingest waits until no reader holds it (_IngestLock.let_readers_in). Without a lock file, or
+    one it may not read, the reader just retries."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd: int | None = None
+        try:
+            self._fd = os.open(_ingest_lock_path(path), os.O_RDONLY | os.O_CLOEXEC)
+            fcntl.lockf(self._fd, fcntl.LOCK_SH, 1, 0)  # blocks only while an ingest tests for readers
+        except OSError:
+            self.__exit__()
+
+    def __enter__(self) -> _ReaderWaiting:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
 
 
 def _instance(path: Path) -> duckdb.DuckDBPyConnection:
@@ -333,6 +363,22 @@ class _IngestLock:
         waited = f" (waited {waited_s:g} s)" if waited_s > 0 else ""
         return (f"warehouse {path} is being loaded by another ingest{waited}: {holder}. One ingest writes a "
                 "DuckDB file at a time: wait for it to finish (`orusage ingest --lock-timeout SECONDS` waits for it).")
+
+    def let_readers_in(self, wait_s: float) -> None:
+        """Wait, up to `wait_s`, while readers are waiting to open the file (_ReaderWaiting): they
+        open it as soon as this write window's predecessor has ended, then the window waits for
+        them to finish (DuckDB's lock). Readers so get in between any two windows."""
+        deadline = _monotonic() + wait_s
+        while True:
+            try:
+                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+            except OSError:
+                if _monotonic() >= deadline:
+                    return  # readers that keep coming: write anyway (DuckDB's lock waits for the open ones)
+                _sleep(0.002)
+                continue
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, 0)
+            return
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
@@ -492,8 +538,9 @@ class Writer:
             con = self._cursor()
             outermost = self._depth == 0
             if outermost:
-                _retry_while_locked(self._path, lambda: _attach(con, self._path),
-                                    self._readers_wait_s if wait_s is None else wait_s)
+                wait_s = self._readers_wait_s if wait_s is None else wait_s
+                self._ingest_lock.let_readers_in(wait_s)
+                _retry_while_locked(self._path, lambda: _attach(con, self._path), wait_s)
             self._depth += 1
             try:
                 yield con
@@ -583,12 +630,15 @@ class Reader:
     def __init__(self, path: str | Path, *, lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S) -> None:
         self._path = _checked_path(path, read_only=True)
         self.location = str(self._path)
+        started = _monotonic()
         self._con = _retry_while_locked(
             self._path, lambda: duckdb.connect(str(self._path), read_only=True, config=OFFLINE), lock_timeout_s,
             reader=True)
+        self.waited_s = _monotonic() - started  # for an ingest's write window, mostly (bench/ measures it)
         try:
             self._con.execute("set TimeZone = 'UTC'")
-            _check_readable(self._con, self._path)
+            if not _check_readable(self._con, self._path):  # created by an ingest that has not migrated it yet
+                raise WarehouseNotFoundError(f"no warehouse at {self._path} yet (an empty DuckDB file)")
             with contextlib.suppress(duckdb.Error):  # under Jupyter DuckDB refuses it without ipywidgets
                 self._con.execute("set enable_progress_bar = false")  # no bars drawn into a report
             self._con.execute("set enable_external_access = false")
