@@ -1,7 +1,8 @@
-"""Readers during a load (issue 16): `orusage ingest` of --ids ids against the fake API (with the
-demo's faults), once alone and once with a reader asking for a report every --every-s seconds.
+"""Readers during a load (issue 16): `orusage ingest` of --ids ids against the fake API (its own
+core, as in bench/common.py; --fault-rate of its requests fail), once alone and once with a reader
+asking for a report every --every-s seconds.
 
-    python bench/readers_during_ingest.py [--ids 100000] [--every-s 2] [--rounds 2] [--json]
+    python bench/readers_during_ingest.py [--ids 100000] [--every-s 2] [--rounds 2] [--fault-rate 0] [--json]
 
 The reader is its own process, as an analyst's would be: each round opens the warehouse with the
 notebook API's reader (waiting for the ingest's write window, up to 30 s), runs `report spend --by
@@ -15,22 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline.demo import FakeApiProcess, write_demo_logs  # noqa: E402
-from pipeline.fake_api import Dataset  # noqa: E402
-
-KEY = "sk-or-v1-bench"
-END = datetime(2026, 8, 1, tzinfo=timezone.utc)
+from common import FakeApi, client_env, prepare_logs  # noqa: E402
 
 
 def reader_loop(path: Path, every_s: float, stop_file: Path) -> None:
@@ -49,6 +45,8 @@ def reader_loop(path: Path, every_s: float, stop_file: Path) -> None:
                 record["loaded"] = loaded
             finally:
                 reader.close()
+        except warehouse.WarehouseNotFoundError:  # before the ingest created it
+            record["absent"] = True
         except reports.ReportError as exc:  # before the first batch: no generations yet
             record["empty"] = str(exc)[:80]
         except Exception as exc:  # noqa: BLE001 - a failure is what this counts
@@ -58,12 +56,9 @@ def reader_loop(path: Path, every_s: float, stop_file: Path) -> None:
         time.sleep(max(0.0, every_s - (time.monotonic() - started)))
 
 
-def one_ingest(ids: int, folder: Path, *, with_reader: bool, every_s: float) -> dict[str, object]:
-    logs, path = folder / "logs", folder / f"w-{time.monotonic_ns()}.duckdb"
-    if not logs.exists():
-        write_demo_logs(Dataset(ids, seed=7, end=END, days=21), logs)
-    env = {**os.environ, "OPENROUTER_API_KEY": KEY}
-    with FakeApiProcess(size=ids, seed=7, end=END, days=21, api_key=KEY) as api:
+def one_ingest(ids: int, folder: Path, *, with_reader: bool, every_s: float, fault_rate: float) -> dict[str, object]:
+    logs, path = prepare_logs(ids, seed=16).directory, folder / f"w-{time.monotonic_ns()}.duckdb"
+    with FakeApi(ids, seed=16, fault_rate=fault_rate) as api:
         stop = folder / "stop"
         stop.unlink(missing_ok=True)
         reader = None
@@ -72,7 +67,7 @@ def one_ingest(ids: int, folder: Path, *, with_reader: bool, every_s: float) -> 
                                        "--stop-file", str(stop)], stdout=subprocess.PIPE, text=True)
         started = time.monotonic()
         ingest = subprocess.run([sys.executable, "-m", "pipeline.cli", "ingest", str(logs), "--warehouse", str(path),
-                                 "--base-url", api.base_url, "--quiet", "--json"], env=env, capture_output=True,
+                                 "--base-url", api.base_url, "--quiet", "--json"], env=client_env(), capture_output=True,
                                 text=True, timeout=1800)
         elapsed_s = time.monotonic() - started
         stop.touch()
@@ -105,6 +100,7 @@ def main() -> None:
     parser.add_argument("--ids", type=int, default=100_000)
     parser.add_argument("--every-s", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--reader-loop", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--stop-file", type=Path, help=argparse.SUPPRESS)
@@ -116,12 +112,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(args.rounds):
             for with_reader in (False, True):
-                runs.append(one_ingest(args.ids, Path(folder), with_reader=with_reader, every_s=args.every_s))
+                runs.append(one_ingest(args.ids, Path(folder), with_reader=with_reader, every_s=args.every_s,
+                                       fault_rate=args.fault_rate))
                 if not args.json:
                     print(json.dumps(runs[-1]), flush=True)
     alone = [r["ids_per_s"] for r in runs if not r["with_reader"]]
     read = [r["ids_per_s"] for r in runs if r["with_reader"]]
-    figures = {"ids": args.ids, "every_s": args.every_s, "runs": runs,
+    figures = {"ids": args.ids, "every_s": args.every_s, "fault_rate": args.fault_rate, "runs": runs,
                "slowdown": round(1 - statistics.median(read) / statistics.median(alone), 3)}
     print(json.dumps(figures) if args.json else f"slowdown with the reader (medians): {figures['slowdown']:.1%}")
 

@@ -104,6 +104,7 @@ OUTCOME_EXIT_CODES: dict[str, config.ExitCode] = {
     "api_unreachable": config.ExitCode.SOME_FAILED,
     "api_unusable": config.ExitCode.USAGE,
     "crashed": config.ExitCode.CRASHED,
+    "warehouse_unavailable": config.ExitCode.USAGE,  # raised as the WarehouseError, recorded if it can be
 }
 
 
@@ -191,6 +192,11 @@ def _ingest(store: warehouse.Writer, options: IngestOptions, *, api_key, on_prog
         summary = RunSummary(run_id, "interrupted", progress, scan, {}, "interrupted")
         store.finish_run(summary.run_id, counts=summary.as_dict(), outcome=summary.outcome)
         return summary
+    except warehouse.WarehouseError as exc:  # a reader kept the file open past the writer's wait, say
+        summary = RunSummary(run_id, "warehouse_unavailable", progress, scan, {}, str(exc))
+        with contextlib.suppress(Exception):  # it may still be unavailable: the message is the record
+            store.finish_run(summary.run_id, counts=summary.as_dict(), outcome=summary.outcome)
+        raise
     except Exception as exc:
         summary = RunSummary(run_id, "crashed", progress, scan, {}, errors.described(exc))
         with contextlib.suppress(Exception):  # the warehouse itself may be what failed: reported anyway

@@ -14,7 +14,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from test_ingest import INGEST_SCRIPT, KEY, ROOT, read, write_id_log
 
-from pipeline import reports
+from pipeline import config, reports
 from pipeline.cli import cli
 from pipeline.fake_api import Dataset, Faults, start_server
 from pipeline.reports import Warehouse
@@ -101,3 +101,34 @@ def test_a_killed_ingest_leaves_readers_working_and_the_next_run_completes(tmp_p
         stdout, stderr = again.communicate(timeout=120)
     assert again.returncode == 0 and "finished ok" in stdout, stderr
     assert read(path, "select count(*), count(distinct id) from generations") == [(IDS, IDS)]
+
+
+# A reader that keeps the file open, as the `duckdb` CLI left open would.
+OPEN_READER = "import sys, duckdb; con = duckdb.connect(sys.argv[1], read_only=True); print('open', flush=True); sys.stdin.read()"
+
+
+def test_a_reader_that_keeps_the_file_open_stops_the_ingest_in_one_line_and_the_next_run_completes(
+        tmp_path: Path, monkeypatch):
+    dataset = Dataset(200, seed=18)
+    logs = write_id_log(tmp_path / "ids.log", dataset.ids[:100])
+    path = tmp_path / "warehouse.duckdb"
+    monkeypatch.setattr(config, "WRITER_WAITS_FOR_READERS_S", 0.5)
+    ingest_args = ["ingest", str(logs), "--warehouse", str(path), "--quiet"]
+    with start_server(dataset, api_key=KEY) as server:
+        ingest_args += ["--base-url", server.base_url]
+        assert CliRunner().invoke(cli, ingest_args, env={"OPENROUTER_API_KEY": KEY}).exit_code == 0
+        write_id_log(tmp_path / "ids.log", dataset.ids)
+        holder = subprocess.Popen([sys.executable, "-c", OPEN_READER, str(path)], text=True,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            assert holder.stdout.readline() == "open\n"
+            stopped = CliRunner().invoke(cli, ingest_args, env={"OPENROUTER_API_KEY": KEY})
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
+        assert stopped.exit_code == 2 and "Traceback" not in stopped.output
+        (line,) = stopped.stderr.strip().splitlines()
+        assert f"is in use by another process (waited 0.5 s): PID {holder.pid} (" in line
+        again = CliRunner().invoke(cli, ingest_args, env={"OPENROUTER_API_KEY": KEY})
+    assert again.exit_code == 0, again.output
+    assert read(path, "select count(*) from generations") == [(200,)]

@@ -502,11 +502,10 @@ class Writer:
     due and detached. Windows of the main thread (staging, due ids) and of the writer thread
     (batches) take turns under one lock; each thread has its own cursor on the instance."""
 
-    def __init__(self, path: str | Path, *, lock_timeout_s: float = 0,
-                 readers_wait_s: float = config.WRITER_WAITS_FOR_READERS_S) -> None:
+    def __init__(self, path: str | Path, *, lock_timeout_s: float = 0, readers_wait_s: float | None = None) -> None:
         self._path = _checked_path(path, read_only=False)
         self.location = str(self._path)
-        self._readers_wait_s = readers_wait_s
+        self._readers_wait_s = config.WRITER_WAITS_FOR_READERS_S if readers_wait_s is None else readers_wait_s
         self._window_lock = threading.RLock()
         self._depth = 0
         self._threads = threading.local()
@@ -515,7 +514,7 @@ class Writer:
             self._instance = _instance(self._path)
             # The first window also waits for what held the file before this run (another tool,
             # an older orusage) as long as the caller would wait for another ingest.
-            with self._window(wait_s=max(lock_timeout_s, readers_wait_s)) as con:
+            with self._window(wait_s=max(lock_timeout_s, self._readers_wait_s)) as con:
                 con.execute("set TimeZone = 'UTC'")
                 _migrate(con, self._path)
                 _create_macros_and_views(con)
