@@ -190,18 +190,22 @@ def _ingest(store: warehouse.Writer, options: IngestOptions, *, api_key, on_prog
         return _run(store, run_id, options, api_key, progress, scan, on_progress, warn)
     except KeyboardInterrupt:  # while the logs were read (the fetch handles its own): nothing fetched
         summary = RunSummary(run_id, "interrupted", progress, scan, {}, "interrupted")
-        store.finish_run(summary.run_id, counts=summary.as_dict(), outcome=summary.outcome)
+        _record_end(store, summary)
         return summary
     except warehouse.WarehouseError as exc:  # a reader kept the file open past the writer's wait, say
         summary = RunSummary(run_id, "warehouse_unavailable", progress, scan, {}, str(exc))
         with contextlib.suppress(Exception):  # it may still be unavailable: the message is the record
-            store.finish_run(summary.run_id, counts=summary.as_dict(), outcome=summary.outcome)
+            _record_end(store, summary)
         raise
     except Exception as exc:
         summary = RunSummary(run_id, "crashed", progress, scan, {}, errors.described(exc))
         with contextlib.suppress(Exception):  # the warehouse itself may be what failed: reported anyway
-            store.finish_run(summary.run_id, counts=summary.as_dict(), outcome=summary.outcome)
+            _record_end(store, summary)
         raise IngestCrashed(run_id, summary.error or "") from exc
+
+
+def _record_end(store: warehouse.Writer, summary: RunSummary) -> None:
+    store.finish_run(summary.run_id, counts=summary.as_dict(), outcome=summary.outcome)
 
 
 def _run(store: warehouse.Writer, run_id: str, options: IngestOptions, api_key, progress: Progress,
@@ -218,11 +222,11 @@ def _run(store: warehouse.Writer, run_id: str, options: IngestOptions, api_key, 
             on_progress(progress)
     if due_by_status is None:
         summary = RunSummary(run_id, "no_input", progress, scan, {}, "no log could be read (see the warnings above)")
-        store.finish_run(run_id, counts=summary.as_dict(), outcome=summary.outcome)
+        _record_end(store, summary)
         return summary
     if options.dry_run:
         summary = RunSummary(run_id, "dry_run", progress, scan, due_by_status)
-        store.finish_run(run_id, counts=summary.as_dict(), outcome=summary.outcome)
+        _record_end(store, summary)
         return summary
 
     previous = signal.getsignal(signal.SIGTERM)
@@ -233,7 +237,7 @@ def _run(store: warehouse.Writer, run_id: str, options: IngestOptions, api_key, 
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGTERM, previous)
     summary = RunSummary(run_id, outcome, progress, scan, due_by_status, error)
-    store.finish_run(run_id, counts=summary.as_dict(), outcome=summary.outcome)
+    _record_end(store, summary)
     return summary
 
 

@@ -178,7 +178,7 @@ def _create_whole(path: Path) -> None:
 def _retry_while_locked(path: Path, open_once: Callable[[], _T], wait_s: float, *, reader: bool = False) -> _T:
     """open_once(), again while another process holds the file, for up to `wait_s`; then
     WarehouseLockedError naming the holder. A reader announces itself while it waits (see
-    _ReaderWaiting), so an ingest lets it in at the end of its current write window."""
+    _reader_waiting), so an ingest lets it in at the end of its current write window."""
     deadline = _monotonic() + max(0.0, wait_s)
     delay_s = 0.005
     announced = False
@@ -194,7 +194,7 @@ def _retry_while_locked(path: Path, open_once: Callable[[], _T], wait_s: float, 
                 if remaining_s <= 0:
                     raise WarehouseLockedError(_locked_message(path, holder, wait_s, reader=reader)) from None
                 if reader and not announced:
-                    waiting.enter_context(_ReaderWaiting(path))
+                    waiting.enter_context(_reader_waiting(path))
                     announced = True
                 _sleep(min(delay_s, remaining_s))
                 delay_s = min(delay_s * 2, 0.05 if reader else 0.25)
@@ -202,27 +202,23 @@ def _retry_while_locked(path: Path, open_once: Callable[[], _T], wait_s: float, 
                 raise WarehouseError(f"cannot open warehouse {path}: {_one_line(exc)}") from None
 
 
-class _ReaderWaiting:
-    """A reader waiting for the file holds a shared lock on byte 0 of `<warehouse>.ingest.lock`
+@contextmanager
+def _reader_waiting(path: Path) -> Iterator[None]:
+    """While a reader waits for the file it holds a shared lock on byte 0 of `<warehouse>.ingest.lock`
     (fcntl's, apart from the whole-file flock the ingest holds); before each write window the
     ingest waits until no reader holds it (_IngestLock.let_readers_in). Without a lock file, or
     one it may not read, the reader just retries."""
-
-    def __init__(self, path: Path) -> None:
-        self._fd: int | None = None
-        try:
-            self._fd = os.open(_ingest_lock_path(path), os.O_RDONLY | os.O_CLOEXEC)
-            fcntl.lockf(self._fd, fcntl.LOCK_SH, 1, 0)  # blocks only while an ingest tests for readers
-        except OSError:
-            self.__exit__()
-
-    def __enter__(self) -> _ReaderWaiting:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the lock
-            self._fd = None
+    try:
+        fd = os.open(_ingest_lock_path(path), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.lockf(fd, fcntl.LOCK_SH, 1, 0)  # blocks only while an ingest tests for readers
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
 
 
 def _instance(path: Path) -> duckdb.DuckDBPyConnection:
@@ -312,15 +308,27 @@ def _ingest_lock_path(path: Path) -> Path:
     return path.with_name(path.name + INGEST_LOCK_SUFFIX)
 
 
-def _ingest_holding(path: Path, pid: int) -> datetime | None:
-    """When the ingest of process `pid` started, if that process is the ingest the lock file names."""
+def _lock_record(path: Path) -> dict[str, Any] | None:
+    """What the ingest holding (or last holding) the warehouse wrote in its lock file: pid,
+    started_at, command."""
     try:
         record = orjson.loads(_ingest_lock_path(path).read_bytes())
-        if record.get("pid") == pid:
-            return datetime.fromisoformat(record["started_at"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
-    return None
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(record, dict) and isinstance(record.get("pid"), int) and isinstance(record.get("started_at"), str)):
+        return None
+    return record
+
+
+def _ingest_holding(path: Path, pid: int) -> datetime | None:
+    """When the ingest of process `pid` started, if that process is the ingest the lock file names."""
+    record = _lock_record(path)
+    if record is None or record["pid"] != pid:
+        return None
+    try:
+        return datetime.fromisoformat(record["started_at"])
+    except ValueError:
+        return None
 
 
 class _IngestLock:
@@ -355,17 +363,15 @@ class _IngestLock:
 
     @staticmethod
     def _held_message(path: Path, waited_s: float) -> str:
-        try:
-            record = orjson.loads(_ingest_lock_path(path).read_bytes())
-            holder = f"PID {record['pid']} ({record.get('command') or 'orusage ingest'}), started {record['started_at']}"
-        except (OSError, ValueError, KeyError, TypeError):
-            holder = "another process"
+        record = _lock_record(path)
+        holder = ("another process" if record is None else
+                  f"PID {record['pid']} ({record.get('command') or 'orusage ingest'}), started {record['started_at']}")
         waited = f" (waited {waited_s:g} s)" if waited_s > 0 else ""
         return (f"warehouse {path} is being loaded by another ingest{waited}: {holder}. One ingest writes a "
                 "DuckDB file at a time: wait for it to finish (`orusage ingest --lock-timeout SECONDS` waits for it).")
 
     def let_readers_in(self, wait_s: float) -> None:
-        """Wait, up to `wait_s`, while readers are waiting to open the file (_ReaderWaiting): they
+        """Wait, up to `wait_s`, while readers are waiting to open the file (_reader_waiting): they
         open it as soon as this write window's predecessor has ended, then the window waits for
         them to finish (DuckDB's lock). Readers so get in between any two windows."""
         deadline = _monotonic() + wait_s
@@ -515,7 +521,6 @@ class Writer:
             # The first window also waits for what held the file before this run (another tool,
             # an older orusage) as long as the caller would wait for another ingest.
             with self._window(wait_s=max(lock_timeout_s, self._readers_wait_s)) as con:
-                con.execute("set TimeZone = 'UTC'")
                 _migrate(con, self._path)
                 _create_macros_and_views(con)
         except BaseException:
@@ -618,6 +623,15 @@ class Writer:
 # --- readers ---------------------------------------------------------------------------------
 
 
+@contextmanager
+def _as_query_error() -> Iterator[None]:
+    """A reader's SQL that DuckDB refuses, as the interface's QueryError (one line)."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise QueryError(_one_line(exc)) from None
+
+
 class Reader:
     """Read-only access (interface.Reader): opened between two of an ingest's write windows,
     waiting up to `lock_timeout_s` for one to end.
@@ -647,13 +661,11 @@ class Reader:
             raise
 
     def rows(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
-        try:
+        with _as_query_error():
             return self._con.execute(sql, params).fetchall() if params else self._con.execute(sql).fetchall()
-        except duckdb.Error as exc:
-            raise QueryError(_one_line(exc)) from None
 
     def frame(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
-        try:
+        with _as_query_error():
             relation = self._con.sql(sql, params=params or None)
             if relation is None:
                 return pl.DataFrame()
@@ -665,14 +677,10 @@ class Reader:
                     ", ".join(f"{q}::varchar as {q}" if bad else q for q, bad in zip(quoted, unsupported))
                 )
             return pl.DataFrame(relation)
-        except duckdb.Error as exc:
-            raise QueryError(_one_line(exc)) from None
 
     def statement_kinds(self, sql: str) -> list[str]:
-        try:
+        with _as_query_error():
             return [statement.type.name for statement in self._con.extract_statements(sql)]
-        except duckdb.Error as exc:
-            raise QueryError(_one_line(exc)) from None
 
     def close(self) -> None:
         self._con.close()
