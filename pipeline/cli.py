@@ -99,15 +99,29 @@ def _remember_warehouse(ctx: click.Context, param: click.Parameter, value: str) 
     try:
         config.check_warehouse_path(value)
     except config.WarehousePathError as e:
-        raise click.BadParameter(str(e)) from None
-    ctx.find_root().meta[_WAREHOUSE_META] = value
+        raise click.BadParameter(config.redacted(str(e))) from None
+    if not config.is_lake(value):
+        ctx.find_root().meta[_WAREHOUSE_META] = value
     return value
+
+
+_LAKE_HELP = " Or a DuckLake: ducklake:postgres:'dbname=... host=...' or ducklake:sqlite:FILE."
 
 
 def _warehouse_option(help_text: str, default: str = config.DEFAULT_WAREHOUSE):
     return click.option("--warehouse", envvar=config.WAREHOUSE_VARIABLE, default=default, show_default=True,
-                        show_envvar=True, type=click.Path(dir_okay=False), callback=_remember_warehouse,
-                        help=help_text)
+                        show_envvar=True, callback=_remember_warehouse, help=help_text + _LAKE_HELP)
+
+
+def _at(ctx: click.Context, param: click.Parameter, value: str | None):
+    try:
+        return None if value is None else config.parse_at(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+_AT_OPTION = click.option("--at", callback=_at, metavar="SNAPSHOT|TIME",
+                          help="A lake only: answer as the warehouse was at this snapshot id or time (UTC).")
 
 
 _READ_LOCK_TIMEOUT_OPTION = click.option(
@@ -118,6 +132,7 @@ _READ_LOCK_TIMEOUT_OPTION = click.option(
 def _read_options(f):  # the options `report` and `query` share
     f = _warehouse_option("The DuckDB file to read (opened read-only).")(f)
     f = _READ_LOCK_TIMEOUT_OPTION(f)
+    f = _AT_OPTION(f)
     f = click.option("--output", "-o", "output_path", type=click.Path(dir_okay=False), default=None,
                      help="Write to FILE instead of stdout.")(f)
     f = click.option("--format", "-f", "fmt", default="table", show_default=True,
@@ -137,7 +152,7 @@ def _read_options(f):  # the options `report` and `query` share
 @_read_options
 def report_command(name: str | None, list_reports: bool, since: str | None, until: str | None, by: str | None,
                    model: str | None, provider: str | None, top: int | None, fmt: str, output_path: str | None,
-                   warehouse: str, lock_timeout: float) -> None:
+                   warehouse: str, lock_timeout: float, at) -> None:
     """Run the named report over a window of the warehouse (default: the last 30 days of data)."""
     from pipeline import output, reports, warehouse as wh
 
@@ -146,7 +161,7 @@ def report_command(name: str | None, list_reports: bool, since: str | None, unti
         if list_reports or name is None:
             output.write_frame(reports.Warehouse.reports(), fmt=fmt, output=output_path)
             return
-        result = reports.Warehouse(warehouse, lock_timeout_s=lock_timeout).run(name, since=since, until=until, by=by, model=model,
+        result = reports.Warehouse(warehouse, lock_timeout_s=lock_timeout, at=at).run(name, since=since, until=until, by=by, model=model,
                                                   provider=provider, top=top)
         title = f"{name}{f' by {result.by}' if result.by else ''}, {result.window}"
         output.write_frame(result.frame, fmt=fmt, output=output_path, title=title)
@@ -157,7 +172,7 @@ def report_command(name: str | None, list_reports: bool, since: str | None, unti
 @cli.command("query")
 @click.argument("sql")
 @_read_options
-def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str, lock_timeout: float) -> None:
+def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str, lock_timeout: float, at) -> None:
     """Run one read-only SQL statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE); '-' reads it from stdin.
 
     Only the warehouse can be read: the query runs with DuckDB's external access off, so it can
@@ -167,7 +182,7 @@ def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str, l
 
     _refuse_output_over(warehouse, output_path)
     try:
-        frame = reports.Warehouse(warehouse, lock_timeout_s=lock_timeout).sql(click.get_text_stream("stdin").read() if sql == "-" else sql)
+        frame = reports.Warehouse(warehouse, lock_timeout_s=lock_timeout, at=at).sql(click.get_text_stream("stdin").read() if sql == "-" else sql)
         output.write_frame(frame, fmt=fmt, output=output_path)
     except (reports.ReportError, output.OutputError, wh.QueryError, OSError, UnicodeError) as e:
         raise _InputError(errors.one_line(e)) from None
@@ -175,7 +190,7 @@ def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str, l
 
 def _refuse_output_over(warehouse: str, output_path: str | None) -> None:
     """--output must not name the warehouse (or its WAL): writing there would replace it."""
-    if output_path is None:
+    if output_path is None or config.is_lake(warehouse):
         return
     import os
 
@@ -265,6 +280,16 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 _WAREHOUSE_OPTION = _warehouse_option("The DuckDB file (ingest creates it on first use).")
+_DATA_PATH_OPTION = click.option(
+    "--data-path", metavar="DIR|s3://BUCKET/PREFIX/",
+    help="Where a new DuckLake keeps its Parquet files (given once, when the lake is created).")
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
+    try:
+        return None if value is None else config.parse_shard(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 @cli.command("ingest")
@@ -282,12 +307,15 @@ _WAREHOUSE_OPTION = _warehouse_option("The DuckDB file (ingest creates it on fir
               help="Results per warehouse transaction.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Seconds to wait for another ingest to finish with the warehouse.")
+@_DATA_PATH_OPTION
+@click.option("--shard", callback=_shard, metavar="I/N",
+              help="Only the ids of shard I of N (1 <= I <= N): run N such workers at once into one lake.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the run summary as JSON on stdout (an error as {\"outcome\": \"error\", ...}).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary on stderr.")
 def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None, concurrency: int,
                    max_rps: float | None, since, until, refresh: bool, dry_run: bool, batch_size: int,
-                   lock_timeout: float, as_json: bool, quiet: bool) -> None:
+                   lock_timeout: float, data_path: str | None, shard, as_json: bool, quiet: bool) -> None:
     """Find generation ids in PATHS (files, folders, globs, - for stdin) and load their metadata.
 
     Ids already loaded are not fetched again (unless --refresh); a killed run is completed by the next.
@@ -309,7 +337,8 @@ def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None,
             fail(click.UsageError(str(e)))
         api_key = None
     options = ingest.IngestOptions(
-        paths=paths, warehouse_path=Path(warehouse), base_url=base_url, concurrency=concurrency, max_rps=max_rps,
+        paths=paths, warehouse_path=config.check_warehouse_path(warehouse), data_path=data_path, shard=shard,
+        base_url=base_url, concurrency=concurrency, max_rps=max_rps,
         since=since, until=until, refresh=refresh, dry_run=dry_run, batch_size=batch_size,
         lock_timeout_s=lock_timeout)
     display = progress.progress_display(quiet=quiet)
@@ -358,13 +387,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 @cli.command("status")
 @_warehouse_option("The DuckDB file to read (opened read-only).")
 @_READ_LOCK_TIMEOUT_OPTION
+@_AT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def status_command(warehouse: str, lock_timeout: float, as_json: bool) -> None:
+def status_command(warehouse: str, lock_timeout: float, at, as_json: bool) -> None:
     """What the warehouse holds: queue by status, date range and totals, last runs, failures by reason."""
     from pipeline import progress, reports
 
     try:
-        report = reports.status(warehouse, lock_timeout_s=lock_timeout)
+        report = reports.status(warehouse, lock_timeout_s=lock_timeout, at=at)
     except reports.ReportError as exc:
         raise _InputError(str(exc)) from None
     click.echo(json.dumps(report, default=str, indent=2) if as_json else progress.status_text(report))
@@ -377,18 +407,63 @@ def status_command(warehouse: str, lock_timeout: float, as_json: bool) -> None:
                    default=config.DEMO_WAREHOUSE)
 def demo_command(data_dir: str, warehouse: str) -> None:
     """Run the whole pipeline on built-in sample logs against a local fake OpenRouter API."""
-    from pipeline import demo, progress
+    from pipeline import demo, progress, warehouse as wh
 
     display = progress.progress_display(quiet=False)
     try:
-        result = demo.run_demo(Path(data_dir), warehouse_path=Path(warehouse), on_progress=display,
+        result = demo.run_demo(Path(data_dir), warehouse_path=config.check_warehouse_path(warehouse), on_progress=display,
                                say=lambda line: click.echo(line, err=True))
-    except demo.DemoError as e:
+    except (demo.DemoError, wh.WarehouseError) as e:
         raise _InputError(str(e)) from None
     finally:
         display.close()
     click.echo(progress.summary_text(result.summary), err=True)
     click.echo(demo.first_look(result))
+
+
+@cli.command("copy")
+@_warehouse_option("The warehouse to copy from (read-only).")
+@click.option("--to", "target", required=True, callback=_remember_warehouse,
+              help="The warehouse to copy into (created if need be): a DuckDB file or a ducklake: location.")
+@_DATA_PATH_OPTION
+def copy_command(warehouse: str, target: str, data_path: str | None) -> None:
+    """Copy every row of the warehouse into another one (a file into a lake, a lake into a file).
+
+    Batch by batch, with bounded memory; run it again to resume an interrupted copy: rows already
+    copied are not copied twice.
+    """
+    from pipeline import warehouse as wh
+    from pipeline.warehouse.copy import copy_warehouse
+
+    def progress(table: str, copied: int, read: int) -> None:
+        click.echo(f"\r{table}: {read:,} rows read, {copied:,} copied", err=True, nl=False)
+
+    try:
+        totals = copy_warehouse(warehouse, target, data_path=data_path, on_progress=progress)
+    except wh.WarehouseError as exc:
+        raise _InputError(str(exc)) from None
+    click.echo("", err=True)
+    for table, counts in totals.items():
+        click.echo(f"{table}: {counts['read']:,} rows read, {counts['copied']:,} copied "
+                   f"({counts['read'] - counts['copied']:,} already there)")
+
+
+@cli.command("maintain")
+@_warehouse_option("The warehouse to maintain.")
+@click.option("--keep-days", type=click.FloatRange(min=0), default=30, show_default=True,
+              help="Keep the lake's snapshots of the last DAYS days (what --at can still name).")
+def maintain_command(warehouse: str, keep_days: float) -> None:
+    """A lake's DuckLake maintenance: merge small files, expire old snapshots, delete unused files."""
+    from datetime import timedelta
+
+    from pipeline import warehouse as wh
+
+    try:
+        done = wh.maintain(warehouse, keep_snapshots=timedelta(days=keep_days))
+    except wh.WarehouseError as exc:
+        raise _InputError(str(exc)) from None
+    for what, count in done:
+        click.echo(f"{what}: {count:,}")
 
 
 def main() -> None:

@@ -62,20 +62,64 @@ class WarehousePathError(ValueError):
     """A --warehouse that names no file orusage can keep (`:memory:`, a URL, an empty name)."""
 
 
-def warehouse_path(explicit: str | Path | None = None) -> Path:
+def warehouse_path(explicit: str | Path | None = None) -> Path | str:
     """The warehouse to use: `explicit`, else ORUSAGE_WAREHOUSE, else DEFAULT_WAREHOUSE."""
     return check_warehouse_path(explicit or os.environ.get(WAREHOUSE_VARIABLE) or DEFAULT_WAREHOUSE)
 
 
-def check_warehouse_path(value: str | Path) -> Path:
-    """A warehouse is a file: `:memory:` would keep nothing, and `md:`, `s3://`, `file:` names are
-    DuckDB's other kinds of database, which this version of orusage does not write."""
+# A DuckLake warehouse: `ducklake:postgres:<libpq connection string>` or `ducklake:sqlite:<file>`.
+LAKE_PREFIX: Final = "ducklake:"
+LAKE_CATALOGS: Final = ("postgres", "sqlite")
+
+
+def is_lake(location: str | Path) -> bool:
+    return isinstance(location, str) and location.startswith(LAKE_PREFIX)
+
+
+def check_warehouse_path(value: str | Path) -> Path | str:
+    """A warehouse is a DuckDB file (a Path) or a DuckLake (its `ducklake:` location, a str):
+    `:memory:` would keep nothing, and `md:`, `s3://`, `file:` names are DuckDB's other kinds of
+    database, which orusage does not write."""
     text = str(value)
     if not text.strip():
         raise WarehousePathError("the warehouse path is empty")
+    if text.startswith(LAKE_PREFIX):
+        catalog, _, target = text[len(LAKE_PREFIX):].partition(":")
+        if catalog not in LAKE_CATALOGS or not target.strip():
+            raise WarehousePathError(
+                "a DuckLake warehouse is ducklake:postgres:'dbname=... host=...' or ducklake:sqlite:PATH")
+        return text
     if text.startswith(":") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", text):
-        raise WarehousePathError(f"{text!r} is not a file path: a warehouse is a DuckDB file (e.g. data/warehouse.duckdb)")
+        raise WarehousePathError(f"{text!r} is not a file path: a warehouse is a DuckDB file (e.g. data/warehouse.duckdb) "
+                                 "or a DuckLake (ducklake:postgres:... or ducklake:sqlite:...)")
     return Path(text)
+
+
+def parse_at(value: str) -> int | datetime:
+    """`--at`: a lake's snapshot id (digits) or a time (an ISO date or date-time; naive means UTC)."""
+    text = value.strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither a snapshot id nor an ISO date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_shard(value: str) -> tuple[int, int]:
+    """`--shard i/N` (1 <= i <= N) as (index from 0, count)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
+    if match is None or not 1 <= int(match[1]) <= int(match[2]):
+        raise ValueError(f"{value!r} is not i/N with 1 <= i <= N (e.g. 2/4: the second of four shards)")
+    return int(match[1]) - 1, int(match[2])
+
+
+def redacted(location: str | Path) -> str:
+    """A warehouse location as it may be printed, logged or stored: without a password."""
+    text = str(location)
+    text = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
 
 
 def debug_enabled() -> bool:

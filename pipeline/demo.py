@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -36,7 +37,7 @@ DEMO_NOT_FOUND_FIRST = 1
 @dataclass(frozen=True)
 class DemoResult:
     summary: RunSummary
-    warehouse_path: Path
+    warehouse_path: Path | str
     logs_dir: Path
     generations_served: int
 
@@ -126,13 +127,14 @@ class FakeApiProcess:
 def run_demo(
     data_dir: Path,
     *,
-    warehouse_path: Path | None = None,
+    warehouse_path: Path | str | None = None,
     on_progress: Callable | None = None,
     say: Callable[[str], None] = print,
     size: int = DEMO_GENERATIONS,
 ) -> DemoResult:
     """Write logs under `data_dir/demo/`, serve them from the fake API, ingest into `warehouse_path`
-    (default config.DEMO_WAREHOUSE), which is started afresh, unless it holds real runs."""
+    (default config.DEMO_WAREHOUSE), which is started afresh, unless it holds real runs (a lake is
+    not emptied: the demo's ids are new on every run, and it adds them)."""
     warehouse_path = warehouse_path or Path(config.DEMO_WAREHOUSE)
     end = datetime.now(timezone.utc).replace(microsecond=0)
     dataset = Dataset(size, seed=DEMO_SEED, end=end, days=DEMO_DAYS)
@@ -140,8 +142,9 @@ def run_demo(
     # Each demo serves new ids (dated up to now), like its freshly written logs: start its warehouse
     # afresh too, or a second demo would add its ids to the first one's and double every total.
     refuse_real_warehouse(warehouse_path)
-    for stale in (warehouse_path, warehouse_path.with_name(warehouse_path.name + ".wal")):
-        stale.unlink(missing_ok=True)
+    if not config.is_lake(warehouse_path):
+        for stale in (warehouse_path, warehouse_path.with_name(warehouse_path.name + ".wal")):
+            stale.unlink(missing_ok=True)
     say(f"writing {size:,} generations' worth of sample logs to {logs_dir}/")
     write_demo_logs(dataset, logs_dir)
     with FakeApiProcess(size=size, seed=DEMO_SEED, end=end, days=DEMO_DAYS, api_key=DEMO_API_KEY) as api:
@@ -152,12 +155,18 @@ def run_demo(
     return DemoResult(summary, warehouse_path, logs_dir, size)
 
 
-def refuse_real_warehouse(path: Path) -> None:
+def refuse_real_warehouse(path: Path | str) -> None:
     """A file the demo may replace: none yet, or a warehouse whose every run was a demo's (marked
     so in its options). Anything else (real runs, another tool's file) is kept."""
-    if not path.exists():
-        return
     from pipeline import warehouse
+
+    if config.is_lake(path):
+        try:
+            warehouse.open_reader(path).close()
+        except warehouse.WarehouseNotFoundError:
+            return
+    elif not path.exists():
+        return
 
     refusal = (f"{path} is not a demo warehouse (it holds runs against a real API, or is no orusage "
                f"warehouse): the demo replaces its warehouse, so give it another one with --warehouse")
@@ -185,12 +194,12 @@ def first_look(result: DemoResult) -> str:
     warehouse = Warehouse(result.warehouse_path)
     spend = warehouse.report("spend", by="model", top=10)
     latency = warehouse.report("latency", by="provider", top=10)
-    path = result.warehouse_path
+    path = result.warehouse_path if config.is_lake(result.warehouse_path) else result.warehouse_path.resolve()
     return "\n".join([
         output.render(spend, fmt="table", title="Spend by model (last 30 days of data)"),
         output.render(latency, fmt="table", title="Latency by provider"),
         f"Next, point orusage at the demo's warehouse ({path}) and try:",
-        f"  export {config.WAREHOUSE_VARIABLE}={path.resolve()}",
+        f"  export {config.WAREHOUSE_VARIABLE}={shlex.quote(config.redacted(path))}",
         "  orusage report --list",
         "  orusage report daily_cost",
         "  orusage report spend --by provider --format markdown",

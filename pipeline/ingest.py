@@ -44,7 +44,9 @@ NOT_FOUND_RECHECK_AFTER = timedelta(hours=1)
 @dataclass(frozen=True)
 class IngestOptions:
     paths: tuple[str, ...]
-    warehouse_path: Path
+    warehouse_path: Path | str  # a DuckDB file, or a DuckLake location (`ducklake:...`)
+    data_path: str | None = None  # where a new lake keeps its Parquet files (a folder or s3://...)
+    shard: warehouse.Shard | None = None  # (index, count): only the ids of that shard
     base_url: str | None = None
     concurrency: int = 32
     max_rps: float | None = None
@@ -62,7 +64,8 @@ class IngestOptions:
         """The options as stored in `ingest_runs` (there is no key among them, by construction)."""
         record = asdict(self)
         record["paths"] = list(self.paths)
-        record["warehouse_path"] = str(self.warehouse_path)
+        record["warehouse_path"] = config.redacted(self.warehouse_path)
+        record["shard"] = list(self.shard) if self.shard else None
         for name in ("since", "until"):
             value = record[name]
             record[name] = value.isoformat() if value else None
@@ -174,9 +177,10 @@ def ingest(
     in a temporary folder."""
     with contextlib.ExitStack() as stack:
         path = options.warehouse_path
-        if options.dry_run and not path.exists():
+        if options.dry_run and not warehouse.is_lake(path) and not path.exists():
             path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="orusage-dry-run-"))) / path.name
-        store = warehouse.open_writer(path, lock_timeout_s=options.lock_timeout_s)
+        store = warehouse.open_writer(path, lock_timeout_s=options.lock_timeout_s, data_path=options.data_path,
+                                      shard=options.shard)
         stack.callback(store.close)
         return _ingest(store, options, api_key=api_key, on_progress=on_progress or (lambda _: None), warn=warn)
 

@@ -227,40 +227,47 @@ def run_query(reader: Reader, query: str, params: dict[str, Any] | None = None) 
 # ---- the notebook API ------------------------------------------------------------------------
 
 
-def missing_warehouse_message(path: Path) -> str:
+def missing_warehouse_message(path: Path | str) -> str:
     """What to type next when there is no warehouse at `path`: the demo's, if it has run."""
     demo = Path(config.DEMO_WAREHOUSE)
-    if path.resolve() != demo.resolve() and demo.exists():
+    if config.is_lake(path):
+        path = config.redacted(path)
+    elif Path(path).resolve() != demo.resolve() and demo.exists():
         return (f"no warehouse at {path}; the demo's is {demo}: add --warehouse {demo} "
                 f"(or export {config.WAREHOUSE_VARIABLE}={demo})")
     return (f"no warehouse at {path}: load one with `orusage ingest LOGS...` (or try `orusage demo`), "
             f"or point --warehouse / {config.WAREHOUSE_VARIABLE} at one")
 
 
-def _connect(path: str | Path, lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S) -> Reader:
+def _connect(path: str | Path, lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S,
+             at: int | datetime | None = None) -> Reader:
     try:
-        return warehouse.open_reader(path, lock_timeout_s=lock_timeout_s)
+        return warehouse.open_reader(path, lock_timeout_s=lock_timeout_s, at=at)
     except warehouse.WarehouseNotFoundError:
-        raise ReportError(missing_warehouse_message(Path(path))) from None
+        raise ReportError(missing_warehouse_message(path)) from None
     except warehouse.WarehouseError as e:
         raise ReportError(str(e)) from None
 
 
 class Warehouse:
     """Read-only access for notebooks and scripts: `Warehouse(path).report("daily_cost")`, `.sql("...")`.
+    `path` is a DuckDB file or a DuckLake location (`ducklake:postgres:...`); `at` (a lake's
+    snapshot id or a time) answers as the lake was then.
 
     Each call opens the warehouse, answers, and closes it, so a notebook left open never holds a
     lock that would stop `orusage ingest` from writing. During an ingest a call waits for the
-    batch being written (up to `lock_timeout_s`) and answers from the batches committed.
+    batch being written (up to `lock_timeout_s`; a lake's readers never wait) and answers from
+    the batches committed.
     """
 
-    def __init__(self, path: str | Path | None = None, *,
-                 lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S) -> None:
+    def __init__(self, path: str | Path | None = None, *, lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S,
+                 at: int | datetime | None = None) -> None:
         self.path = config.warehouse_path(path)
         self.lock_timeout_s = lock_timeout_s
+        self.at = at
 
     def __repr__(self) -> str:
-        return f"Warehouse({str(self.path)!r})"
+        return f"Warehouse({config.redacted(self.path)!r})"
 
     def report(
         self,
@@ -277,17 +284,17 @@ class Warehouse:
 
     def run(self, name: str, **options: Any) -> ReportResult:
         """Like report(), with the resolved window and grouping alongside the frame."""
-        with closing(_connect(self.path, self.lock_timeout_s)) as reader:
+        with closing(_connect(self.path, self.lock_timeout_s, self.at)) as reader:
             return run_report(reader, name, **options)
 
     def sql(self, query: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
-        with closing(_connect(self.path, self.lock_timeout_s)) as reader:
+        with closing(_connect(self.path, self.lock_timeout_s, self.at)) as reader:
             return run_query(reader, query, params)
 
     def window(
         self, *, since: str | date | datetime | None = None, until: str | date | datetime | None = None
     ) -> Window:
-        with closing(_connect(self.path, self.lock_timeout_s)) as reader:
+        with closing(_connect(self.path, self.lock_timeout_s, self.at)) as reader:
             return resolve_window(reader, since=since, until=until)
 
     @staticmethod
@@ -307,16 +314,16 @@ _FAILURE_REASON_CHARS = 120
 
 
 def status(path: str | Path, *, last_runs: int = 5, top_failures: int = 10,
-           lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S) -> dict[str, object]:
+           lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S, at: int | datetime | None = None) -> dict[str, object]:
     """What `orusage status` shows: queue by status, what is loaded, the last runs, failures by reason."""
-    with closing(_connect(path, lock_timeout_s)) as reader:
+    with closing(_connect(path, lock_timeout_s, at)) as reader:
         queue = dict(reader.rows(statement("status/queue_by_status")))
         [(count, first, last, total_cost)] = reader.rows(statement("status/generations_summary"))
         runs = reader.rows(statement("status/last_runs"), {"last_runs": last_runs})
         failures = reader.rows(statement("status/failures_by_reason"),
                                {"reason_chars": _FAILURE_REASON_CHARS, "top_failures": top_failures})
     return {
-        "warehouse": str(path),
+        "warehouse": config.redacted(path),
         "queue": queue,
         "generations": {"count": count, "first_created_at": first, "last_created_at": last,
                         "total_cost_usd": total_cost},

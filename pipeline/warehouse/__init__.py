@@ -2,11 +2,13 @@
 what every backend guarantees), one module per backend behind it; callers open a Writer or a
 Reader here and never import the database library for warehouse work.
 
-Backends: the DuckDB file (duckdb_file.py, the default), chosen by the location: a file path.
+Backends, chosen by the location: the DuckDB file (duckdb_file.py, the default) for a file path,
+DuckLake (ducklake.py) for a `ducklake:postgres:...` or `ducklake:sqlite:...` location.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pipeline import config
@@ -25,20 +27,58 @@ from pipeline.warehouse.interface import (
 
 __all__ = [
     "NOT_FOUND_GIVE_UP_AFTER", "QUEUE_STATUSES", "QueryError", "QueueUpdate", "Reader", "WarehouseError",
-    "WarehouseLockedError", "WarehouseNotFoundError", "WarehouseTooNewError", "Writer", "open_reader", "open_writer",
+    "WarehouseLockedError", "WarehouseNotFoundError", "WarehouseTooNewError", "Writer", "is_lake", "open_reader",
+    "open_writer", "maintain", "Shard",
 ]  # fmt: skip
 
 
-def open_writer(location: str | Path, *, lock_timeout_s: float = 0) -> Writer:
+Shard = tuple[int, int]  # (index, count), from 0: `--shard 2/4` is (1, 4)
+
+
+def open_writer(location: str | Path, *, lock_timeout_s: float = 0, data_path: str | None = None,
+                shard: Shard | None = None) -> Writer:
     """The warehouse at `location` for an ingest run, created and migrated if need be; waits up to
-    `lock_timeout_s` for another ingest to finish."""
+    `lock_timeout_s` for another ingest to finish (the file's). `data_path`: where a new lake keeps
+    its Parquet files. `shard`: only the ids of that shard are staged and fetched."""
+    if config.is_lake(location):
+        from pipeline.warehouse import ducklake
+
+        return ducklake.Writer(str(location), data_path=data_path, shard=shard)
+    if data_path:
+        raise WarehouseError("--data-path is for a DuckLake warehouse (ducklake:...): a DuckDB file keeps its own data")
     from pipeline.warehouse import duckdb_file
 
-    return duckdb_file.Writer(location, lock_timeout_s=lock_timeout_s)
+    return duckdb_file.Writer(location, lock_timeout_s=lock_timeout_s, shard=shard)
 
 
-def open_reader(location: str | Path, *, lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S) -> Reader:
-    """The warehouse at `location`, read-only; waits up to `lock_timeout_s` for an ingest's write window."""
+def open_reader(location: str | Path, *, lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S,
+                at: int | datetime | None = None) -> Reader:
+    """The warehouse at `location`, read-only; waits up to `lock_timeout_s` for an ingest's write
+    window (the file's; a lake's readers never wait). `at`: a lake's snapshot id or a time."""
+    if config.is_lake(location):
+        from pipeline.warehouse import ducklake
+
+        return ducklake.Reader(str(location), at=at)
+    if at is not None:
+        raise WarehouseError("--at (time travel) needs a DuckLake warehouse: a DuckDB file keeps no snapshots")
     from pipeline.warehouse import duckdb_file
 
     return duckdb_file.Reader(location, lock_timeout_s=lock_timeout_s)
+
+
+def is_lake(location: str | Path) -> bool:
+    return config.is_lake(location)
+
+
+def maintain(location: str | Path, *, keep_snapshots: timedelta) -> list[tuple[str, int]]:
+    """`orusage maintain`: a lake's merge of small files, snapshot expiry (those older than
+    `keep_snapshots` go) and file cleanup, by DuckLake's own functions; a DuckDB file's checkpoint."""
+    if config.is_lake(location):
+        from pipeline.warehouse import ducklake
+
+        return ducklake.maintain(str(location), older_than=datetime.now(timezone.utc) - keep_snapshots)
+    from pipeline.warehouse import duckdb_file
+
+    with duckdb_file.Writer(location) as writer:  # closing it checkpoints the file
+        pass
+    return [("checkpointed (a DuckDB file needs nothing more)", 1)]

@@ -46,11 +46,10 @@ from pipeline.warehouse.interface import (
     WarehouseNotFoundError,
     WarehouseTooNewError,
 )
-from pipeline.warehouse.sql_files import latest_version, macro_files, migrations, view_files
+from pipeline.warehouse.schema import check_readable, create_macros_and_views, migrate, one_line
 
 _T = TypeVar("_T")
 
-_CREATE_MACRO = re.compile(r"^create or replace macro ", re.MULTILINE)
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 INGEST_LOCK_SUFFIX = ".ingest.lock"
 
@@ -89,10 +88,10 @@ def connect(
     try:
         con.execute("set TimeZone = 'UTC'")
         if read_only:
-            _check_readable(con, path)
+            check_readable(con, path)
         else:
-            _migrate(con, path)
-            _create_macros_and_views(con)
+            migrate(con, path)
+            create_macros_and_views(con)
     except BaseException:
         con.close()
         raise
@@ -115,18 +114,6 @@ def _checked_path(path: str | Path, *, read_only: bool) -> Path:
         if not path.exists():
             _create_whole(path)
     return path
-
-
-def _check_readable(con: duckdb.DuckDBPyConnection, path: Path) -> set[int]:
-    """The file's applied migrations, after refusing another tool's file or a newer orusage's."""
-    applied = _applied_versions(con)
-    if not applied and con.execute(
-        "select (select count(*) from duckdb_tables()) + (select count(*) from duckdb_views() where not internal)"
-    ).fetchone()[0]:
-        raise WarehouseError(f"{path} is a DuckDB file but not an orusage warehouse (it has no schema_migrations)")
-    _refuse_newer(con, path, applied)
-    _create_connection_macros(con)
-    return applied
 
 
 # No orusage connection installs or loads an extension by itself: DuckDB would otherwise fetch one
@@ -168,7 +155,7 @@ def _create_whole(path: Path) -> None:
     except OSError:  # FileExistsError: another process created it first; theirs is kept. Where
         pass  # links are not supported, DuckDB creates the file itself.
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot create warehouse {path}: {_one_line(exc)}") from None
+        raise WarehouseError(f"cannot create warehouse {path}: {one_line(exc)}") from None
     finally:
         for leftover in (staging, staging.with_name(staging.name + ".wal")):
             with contextlib.suppress(OSError):  # a read-only folder: the error above says why
@@ -189,7 +176,7 @@ def _retry_while_locked(path: Path, open_once: Callable[[], _T], wait_s: float, 
             except duckdb.IOException as exc:
                 holder = _LOCK_HOLDER.search(str(exc))
                 if holder is None:
-                    raise WarehouseError(f"cannot open warehouse {path}: {_one_line(exc)}") from None
+                    raise WarehouseError(f"cannot open warehouse {path}: {one_line(exc)}") from None
                 remaining_s = deadline - _monotonic()
                 if remaining_s <= 0:
                     raise WarehouseLockedError(_locked_message(path, holder, wait_s, reader=reader)) from None
@@ -199,7 +186,7 @@ def _retry_while_locked(path: Path, open_once: Callable[[], _T], wait_s: float, 
                 _sleep(min(delay_s, remaining_s))
                 delay_s = min(delay_s * 2, 0.05 if reader else 0.25)
             except duckdb.Error as exc:
-                raise WarehouseError(f"cannot open warehouse {path}: {_one_line(exc)}") from None
+                raise WarehouseError(f"cannot open warehouse {path}: {one_line(exc)}") from None
 
 
 @contextmanager
@@ -246,7 +233,7 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyConnec
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Another connection to the same open warehouse (for another thread), on the warehouse:
     DuckDB's cursors start on the instance's default database, not on the one `use`d."""
-    database = con.execute("select current_database()").fetchone()[0]
+    database = con.execute("select current_database()").fetchall()[0][0]
     result = con.cursor()
     result.execute(f"use {_sql_name(database)}")
     return result
@@ -295,10 +282,6 @@ def _command_line(pid: int) -> str | None:
         return None
     command = " ".join(raw.replace(b"\0", b" ").decode(errors="replace").split())
     return command[:200] or None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 # --- the ingest's lock -----------------------------------------------------------------------
@@ -391,113 +374,6 @@ class _IngestLock:
             os.close(self._fd)  # closing drops the flock
 
 
-# --- migrations and views --------------------------------------------------------------------
-
-
-def _applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_name = 'schema_migrations'"
-    ).fetchone()[0]
-    if not exists:
-        return set()
-    # Another tool's `schema_migrations` (Rails, dbmate...) is not ours: every row must name one of
-    # our migrations, under its number (a newer orusage's numbers, unknown here, are let through).
-    known = {version: name for version, name, _ in migrations()}
-    try:
-        rows = con.execute("select version, name from schema_migrations").fetchall()
-    except duckdb.Error:
-        rows = None
-    if rows is None or any(not isinstance(version, int) or known.get(version, name) != name for version, name in rows):
-        raise WarehouseError(f"{_database_path(con)} is a DuckDB file but not an orusage warehouse "
-                             "(its schema_migrations is another tool's)")
-    return {version for version, _ in rows}
-
-
-def _database_path(con: duckdb.DuckDBPyConnection) -> str:
-    return con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
-
-
-def _refuse_newer(con: duckdb.DuckDBPyConnection, path: Path, applied: set[int]) -> None:
-    known = latest_version()
-    if applied and max(applied) > known:
-        raise WarehouseTooNewError(
-            f"warehouse {path} was written by a newer orusage (schema version {max(applied)}; this "
-            f"one knows up to {known}): upgrade orusage to use it"
-        )
-
-
-def _migrate(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    applied = _applied_versions(con)
-    if not applied and con.execute(
-        "select count(*) from duckdb_tables() where database_name = current_database() and not temporary"
-    ).fetchone()[0] + con.execute(
-        "select count(*) from duckdb_views() where database_name = current_database() and not internal"
-    ).fetchone()[0]:
-        raise WarehouseError(f"{path} is a DuckDB file but not an orusage warehouse (it has no schema_migrations): "
-                             "refusing to add orusage's tables to it")
-    _refuse_newer(con, path, applied)
-    pending = [(version, name, file) for version, name, file in migrations() if version not in applied]
-    if not pending:
-        return
-    con.begin()
-    try:
-        for version, name, file in pending:
-            try:
-                con.execute(file.read_text())
-            except duckdb.Error as exc:
-                raise WarehouseError(f"{file}: migration failed: {_one_line(exc)}") from None
-            con.execute("insert into schema_migrations (version, name) values (?, ?)", [version, name])
-        con.commit()
-    except BaseException:
-        duckdb_writes.rollback_if_open(con)
-        raise
-
-
-def _create_macros_and_views(con: duckdb.DuckDBPyConnection) -> None:
-    """Every sql/macros/*.sql (`create or replace macro`) and sql/views/*.sql (`create or replace
-    view`), stored in the file."""
-    files = [*macro_files(), *view_files()]
-    _create_in_order(con, [(file, file.read_text()) for file in files])
-
-
-def _create_connection_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """A read-only connection cannot store the macros the reports call, and the file may have been
-    last opened for writing by an older orusage (without them, or with older ones): so it gets its
-    own, in its temporary catalog, which DuckDB searches before the file's. If they cannot be made
-    (views too old for them), the file's own, if any, still serve, and status and queries work."""
-    temporary = [
-        (file, _CREATE_MACRO.sub("create or replace temp macro ", file.read_text()))
-        for file in macro_files()
-    ]
-    try:
-        _create_in_order(con, temporary)
-    except WarehouseError:
-        pass
-
-
-def _create_in_order(con: duckdb.DuckDBPyConnection, statements: list[tuple[Path, str]]) -> None:
-    """Each file's statement, in the order given, repeated while some fail for want of an object
-    created later: DuckDB checks a view or a table macro against what it reads when it is created.
-    Each statement commits on its own (a failed one would abort a shared transaction)."""
-    waiting = statements
-    while waiting:
-        failed: list[tuple[Path, str]] = []
-        errors: list[str] = []
-        for file, sql in waiting:
-            try:
-                con.execute(sql)
-            except duckdb.CatalogException as exc:
-                failed.append((file, sql))
-                errors.append(f"{file}: {_one_line(exc)}")
-            except duckdb.Error as exc:
-                raise WarehouseError(f"{file}: {_one_line(exc)}") from None
-        if len(failed) == len(waiting):
-            raise WarehouseError(errors[0])
-        waiting = failed
-
-
-
-
 # --- the ingest's writer ---------------------------------------------------------------------
 
 
@@ -508,9 +384,11 @@ class Writer:
     due and detached. Windows of the main thread (staging, due ids) and of the writer thread
     (batches) take turns under one lock; each thread has its own cursor on the instance."""
 
-    def __init__(self, path: str | Path, *, lock_timeout_s: float = 0, readers_wait_s: float | None = None) -> None:
+    def __init__(self, path: str | Path, *, lock_timeout_s: float = 0, readers_wait_s: float | None = None,
+                 shard: duckdb_writes.Shard | None = None) -> None:
         self._path = _checked_path(path, read_only=False)
         self.location = str(self._path)
+        self.shard = shard
         self._readers_wait_s = config.WRITER_WAITS_FOR_READERS_S if readers_wait_s is None else readers_wait_s
         self._window_lock = threading.RLock()
         self._depth = 0
@@ -521,8 +399,8 @@ class Writer:
             # The first window also waits for what held the file before this run (another tool,
             # an older orusage) as long as the caller would wait for another ingest.
             with self._window(wait_s=max(lock_timeout_s, self._readers_wait_s)) as con:
-                _migrate(con, self._path)
-                _create_macros_and_views(con)
+                migrate(con, self._path)
+                create_macros_and_views(con)
         except BaseException:
             self.close()
             raise
@@ -562,29 +440,34 @@ class Writer:
 
     def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
         with self._window() as con:
-            return duckdb_writes.stage_ids(con, found, seen_at=seen_at)
+            return duckdb_writes.stage_ids(con, found, seen_at=seen_at, shard=self.shard)
 
     def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, int]:
         with self._window() as con:
-            return duckdb_writes.due_counts(con, now=now, refresh=refresh, since=since, until=until)
+            return duckdb_writes.due_counts(con, now=now, refresh=refresh, since=since, until=until, shard=self.shard)
 
     def due_ids(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                 until: datetime | None = None) -> Iterator[list[str]]:
         with self._window() as con:
-            snapshot = duckdb_writes.snapshot_due(con, now=now, refresh=refresh, since=since, until=until)
+            snapshot = duckdb_writes.snapshot_due(con, now=now, refresh=refresh, since=since, until=until,
+                                                  shard=self.shard)
         # The snapshot is this thread's temp table: read without the file.
         yield from duckdb_writes.due_chunks(self._cursor(), snapshot)
 
     def failed_waiting(self, *, since: datetime | None = None,
                        until: datetime | None = None) -> tuple[int, datetime | None]:
         with self._window() as con:
-            return duckdb_writes.failed_waiting(con, since=since, until=until)
+            return duckdb_writes.failed_waiting(con, since=since, until=until, shard=self.shard)
 
     def upsert_batch(self, batch: NormalizedBatch, queue_updates: Sequence[QueueUpdate], *, run_id: str,
                      run_counts: dict[str, int] | None = None) -> None:
         with self._window() as con:
             duckdb_writes.upsert_batch(con, batch, queue_updates, run_id=run_id, run_counts=run_counts)
+
+    def copy_rows(self, table: str, rows: pl.DataFrame) -> int:
+        with self._window() as con:
+            return duckdb_writes.copy_rows(con, table, rows)
 
     def start_run(self, *, options: dict[str, Any]) -> str:
         with self._window() as con:
@@ -629,7 +512,7 @@ def _as_query_error() -> Iterator[None]:
     try:
         yield
     except duckdb.Error as exc:
-        raise QueryError(_one_line(exc)) from None
+        raise QueryError(one_line(exc)) from None
 
 
 class Reader:
@@ -650,7 +533,7 @@ class Reader:
         self.waited_s = _monotonic() - started  # for an ingest's write window, mostly (bench/ measures it)
         try:
             self._con.execute("set TimeZone = 'UTC'")
-            if not _check_readable(self._con, self._path):  # created by an ingest that has not migrated it yet
+            if not check_readable(self._con, self._path):  # created by an ingest that has not migrated it yet
                 raise WarehouseNotFoundError(f"no warehouse at {self._path} yet (an empty DuckDB file)")
             with contextlib.suppress(duckdb.Error):  # under Jupyter DuckDB refuses it without ipywidgets
                 self._con.execute("set enable_progress_bar = false")  # no bars drawn into a report

@@ -46,6 +46,7 @@ from pipeline.warehouse.interface import NOT_FOUND_GIVE_UP_AFTER, QUEUE_STATUSES
 from pipeline.warehouse.sql_files import statement
 
 _T = TypeVar("_T")
+Shard = tuple[int, int]  # (index, count): `--shard 2/4` is (1, 4)
 
 READ_OUT_OF_MEMORY_WAIT_S = 30.0
 # How a writable connection sets DuckDB up, for rows of ~2 KB (`raw` is most of it). Measured on
@@ -322,7 +323,7 @@ def checkpoint_if_due(con: duckdb.DuckDBPyConnection) -> None:
 def _wal_mb(con: duckdb.DuckDBPyConnection) -> float:
     (path,) = con.execute(
         "select path from duckdb_databases() where database_name = current_database()"
-    ).fetchone()
+    ).fetchall()[0]
     try:
         return os.stat(f"{path}.wal").st_size / 2**20
     except OSError:
@@ -387,9 +388,9 @@ def write_generations(
     (bench/normalize_upsert.py puts its other candidates here to compare them)."""
     parameters = {"loaded_at": loaded_at, "run_id": run_id}
     with _registered(con, {_BATCH_GENERATIONS: batch.generations, _BATCH_ATTEMPTS: batch.provider_responses}):
-        (stored,) = con.execute(_FIND_STORED_SQL).fetchone()
+        (stored,) = con.execute(_FIND_STORED_SQL).fetchall()[0]
         if stored:
-            (changed,) = con.execute(_UPDATE_CHANGED_SQL, parameters).fetchone()
+            (changed,) = con.execute(_UPDATE_CHANGED_SQL, parameters).fetchall()[0]
             if changed < stored:
                 # Some stored rows are equal in every API field: rewrite those whose `raw` differs.
                 con.execute(_RAW_ONLY_SQL, parameters)
@@ -429,9 +430,11 @@ def stage_ids(
     *,
     seen_at: datetime,
     chunk_size: int = config.STAGE_CHUNK_IDS,
+    shard: Shard | None = None,
 ) -> int:
     """Add the ids not queued yet as `pending` (with where they were first seen); returns how many
-    were new. Ids already queued, whatever their status, are left alone. Runs in the caller's
+    were new. Ids already queued, whatever their status, are left alone, and so are the ids of
+    other shards than `shard`. Runs in the caller's
     transaction if one is open (a dry run rolls it back); each chunk is one statement."""
     new = 0
     items = iter(found)
@@ -442,16 +445,23 @@ def stage_ids(
         )
         frame = frame.unique("generation_id", keep="first", maintain_order=True)
         with _registered(con, {_STAGED: frame}):
-            new += con.execute(statement("queue/stage_unqueued"), {"seen_at": seen_at}).fetchone()[0]
+            new += con.execute(statement("queue/stage_unqueued"), {"seen_at": seen_at, **_shard_parameters(shard)}).fetchall()[0][0]
     return new
 
 
+def _shard_parameters(shard: Shard | None) -> dict[str, int | None]:
+    """sql/macros/in_shard.sql's parameters: shard (index, count), or None for every id."""
+    index, count = shard if shard is not None else (None, None)
+    return {"shard_index": index, "shard_count": count}
+
+
 def _due_parameters(
-    now: datetime, refresh: bool, since: datetime | None, until: datetime | None
+    now: datetime, refresh: bool, since: datetime | None, until: datetime | None, shard: Shard | None
 ) -> dict[str, object]:
     # The window of config's time bounds, on the id's whole seconds: an id of second S is in when
     # since <= S < until, as `orusage ids` and the log scan have it.
-    return {"now": now, "give_up": NOT_FOUND_GIVE_UP_AFTER, "refresh": refresh, "since": since, "until": until}
+    return {"now": now, "give_up": NOT_FOUND_GIVE_UP_AFTER, "refresh": refresh, "since": since, "until": until,
+            **_shard_parameters(shard)}
 
 
 def due_counts(
@@ -461,11 +471,12 @@ def due_counts(
     refresh: bool = False,
     since: datetime | None = None,
     until: datetime | None = None,
+    shard: Shard | None = None,
 ) -> dict[str, int]:
     """How many ids due_ids would yield, by status (sql/queue/due.sql)."""
     rows = con.execute(
         f"select status, count(*) from ({statement('queue/due')}) group by status order by status",
-        _due_parameters(now, refresh, since, until),
+        _due_parameters(now, refresh, since, until, shard),
     ).fetchall()
     return dict(rows)
 
@@ -477,13 +488,14 @@ def snapshot_due(
     refresh: bool = False,
     since: datetime | None = None,
     until: datetime | None = None,
+    shard: Shard | None = None,
 ) -> str:
     """Copy the due ids (sql/queue/due.sql), in the order they were queued, into a temp table of
     `con`'s; returns its name. It needs no open file afterwards: read it with due_chunks."""
     snapshot = f"_orusage_due_{secrets.token_hex(4)}"
     con.execute(
         f"create temp table {snapshot} as select generation_id from ({statement('queue/due')})",
-        _due_parameters(now, refresh, since, until),
+        _due_parameters(now, refresh, since, until, shard),
     )
     return snapshot
 
@@ -515,11 +527,12 @@ def due_ids(
     since: datetime | None = None,
     until: datetime | None = None,
     chunk_size: int = 10_000,
+    shard: Shard | None = None,
 ) -> Iterator[list[str]]:
     """The ids to fetch now (sql/queue/due.sql), in chunks, in the order they were queued, from a
     snapshot taken first: writing batches while iterating changes neither what is yielded nor
     memory use."""
-    snapshot = snapshot_due(con, now=now, refresh=refresh, since=since, until=until)
+    snapshot = snapshot_due(con, now=now, refresh=refresh, since=since, until=until, shard=shard)
     yield from due_chunks(con, snapshot, chunk_size=chunk_size)
 
 
@@ -537,6 +550,44 @@ def _waiting_out_memory_limits(read: Callable[[], _T]) -> _T:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.05)
+
+
+# --- copying a warehouse ---------------------------------------------------------------------
+
+# Each table's key: `orusage copy` inserts only the rows whose key the target lacks.
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "generations": ("id",),
+    "provider_responses": ("generation_id", "attempt"),
+    "ingest_runs": ("run_id",),
+    "ingest_queue": ("generation_id",),
+}
+_COPY_BATCH = "_orusage_copy_batch"
+_COPY_STORED = "_orusage_copy_stored"
+
+
+def copy_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) -> int:
+    """Insert the rows of `rows` whose key `table` does not hold yet, in one transaction; how many.
+    The stored keys are found by a scan of the table's first key column, the batch held in memory."""
+    keys = TABLE_KEYS[table]
+    columns = ", ".join(rows.columns)
+    same_key = " and ".join(f"stored.{key} = batch.{key}" for key in keys)
+    con.begin()
+    try:
+        with _registered(con, {_COPY_BATCH: rows}):
+            con.execute(
+                f"create or replace temp table {_COPY_STORED} as select {', '.join(keys)} from {table} "
+                f"where {keys[0]} in (select {keys[0]} from {_COPY_BATCH})"
+            )
+            (inserted,) = con.execute(
+                f"insert into {table} ({columns}) select {columns} from {_COPY_BATCH} as batch "
+                f"where not exists (select 1 from {_COPY_STORED} as stored where {same_key})"
+            ).fetchall()[0]
+            con.execute(f"drop table {_COPY_STORED}")
+        con.commit()
+    except BaseException:
+        rollback_if_open(con)
+        raise
+    return inserted
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -587,10 +638,13 @@ def _update_run_counts(con: duckdb.DuckDBPyConnection, run_id: str, counts: dict
 
 
 def failed_waiting(
-    con: duckdb.DuckDBPyConnection, *, since: datetime | None = None, until: datetime | None = None
+    con: duckdb.DuckDBPyConnection, *, since: datetime | None = None, until: datetime | None = None,
+    shard: Shard | None = None,
 ) -> tuple[int, datetime | None]:
-    """How many ids of the window are `failed` (waiting for a retry), and when the first is due."""
-    count, first_due = con.execute(statement("queue/failed_waiting"), {"since": since, "until": until}).fetchone()
+    """How many ids of the window (and shard) are `failed` (waiting for a retry), and when the first is due."""
+    count, first_due = con.execute(
+        statement("queue/failed_waiting"), {"since": since, "until": until, **_shard_parameters(shard)}
+    ).fetchall()[0]
     return count, first_due
 
 

@@ -102,6 +102,10 @@ class Writer(Protocol):
                      run_counts: dict[str, int] | None = None) -> None:
         """Write one batch, its queue updates and the run's counters so far in ONE transaction."""
 
+    def copy_rows(self, table: str, rows: pl.DataFrame) -> int:
+        """Insert, in one transaction, the rows of `table` (one of duckdb_writes.TABLE_KEYS) whose
+        key is not stored yet; how many (`orusage copy`: a rerun inserts nothing twice)."""
+
     def start_run(self, *, options: dict[str, Any]) -> str:
         """Record a run's start (options without any secret); returns its id."""
 

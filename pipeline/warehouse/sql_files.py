@@ -19,17 +19,36 @@ MACROS_DIR = SQL_DIR / "macros"  # the views, reports and queue statements call 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
-def migrations() -> list[tuple[int, str, Path]]:
-    """(version, name, file) of every sql/schema/NNN_name.sql, in order."""
+def migrations(dialect: str = "duckdb") -> list[tuple[int, str, Path | None]]:
+    """(version, name, file) of every sql/schema/NNN_name.sql, in order.
+
+    For `dialect` "ducklake", a file sql/schema/ducklake/NNN_name.sql replaces the migration of its
+    number, and the migrations below the first of those have no file (None): DuckLake declares no
+    keys or checks, so its first file creates at once the schema they had built, and a lake records
+    them as applied with it. Every migration after it must run on both, or have its own lake file."""
+    found = _migration_files(SCHEMA_DIR)
+    if dialect == "duckdb":
+        return found
+    own = {version: (version, name, file) for version, name, file in _migration_files(SCHEMA_DIR / dialect)}
+    names = {version: name for version, name, _ in found}
+    for version, name, file in own.values():
+        if names.get(version) != name:
+            raise WarehouseError(f"{file}: no sql/schema/ migration {version:03d} of that name to replace")
+    baseline = min(own, default=0)
+    return [own.get(version) or (version, name, None if version < baseline else file)
+            for version, name, file in found]
+
+
+def _migration_files(folder: Path) -> list[tuple[int, str, Path]]:
     found = []
-    for file in sorted(SCHEMA_DIR.glob("*.sql")):
+    for file in sorted(folder.glob("*.sql")):
         match = _MIGRATION_NAME.match(file.name)
         if match is None:
             raise WarehouseError(f"{file}: a migration file must be named NNN_name.sql")
         found.append((int(match[1]), file.stem, file))
     versions = [version for version, _, _ in found]
     if len(set(versions)) != len(versions):
-        raise WarehouseError(f"{SCHEMA_DIR}: two migrations share a number")
+        raise WarehouseError(f"{folder}: two migrations share a number")
     return found
 
 

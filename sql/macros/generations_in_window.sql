@@ -1,5 +1,5 @@
 -- The generations of a report's window (since <= created_at < until), filtered by model and provider globs, each with its --by group.
-create or replace macro generations_in_window(_since, _until, _model := null, _provider := null, _by := null) as table
+create or replace macro generations_in_window(_since, _until, _model := null::varchar, _provider := null::varchar, _by := null::varchar) as table
 
 -- What every report starts from. by_key is the group of `_by` as text (a date for day, week and
 -- month), null without one. The parameters carry a leading _ so they never shadow a column.

@@ -1,5 +1,5 @@
 -- Cost per million tokens by model over a window: blended, and split into prompt and completion prices by least squares.
-create or replace macro token_prices_in_window(_since, _until, _model := null, _provider := null) as table
+create or replace macro token_prices_in_window(_since, _until, _model := null::varchar, _provider := null::varchar) as table
 
 -- The API reports one total per generation, not a prompt and a completion part, so the two prices
 -- are the per-token rates that best explain total_cost from the two native token counts (the

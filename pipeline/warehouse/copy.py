@@ -1,0 +1,57 @@
+"""`orusage copy`: every row of one warehouse into another (a DuckDB file into a lake, a lake into
+a file, or one lake into another), exactly: the same rows and the same values.
+
+Batch by batch with bounded memory: each table is read in COPY_CHUNK_ROWS-row ranges of its rowid,
+and each range is one transaction on the target that inserts only the rows whose key the target
+lacks (Writer.copy_rows). So an interrupted copy is resumed by running it again, and copying into
+a warehouse that already holds some of the rows adds the others. The queue goes last, so a target
+never says `loaded` for an id whose generation it lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+from pipeline import config
+from pipeline.warehouse import open_reader, open_writer
+from pipeline.warehouse.duckdb_writes import TABLE_KEYS
+from pipeline.warehouse.interface import WarehouseError
+
+COPY_CHUNK_ROWS = 16_384  # ~32 MB of generations (`raw` is most of a row)
+TABLES_IN_ORDER = ("generations", "provider_responses", "ingest_runs", "ingest_queue")
+assert set(TABLES_IN_ORDER) == set(TABLE_KEYS)
+
+
+def copy_warehouse(source: str | Path, target: str | Path, *, data_path: str | None = None,
+                   on_progress: Callable[[str, int, int], None] = lambda table, copied, read: None,
+                   chunk_rows: int = COPY_CHUNK_ROWS) -> dict[str, dict[str, int]]:
+    """Copy `source` into `target` (created if need be; `data_path` for a new lake); returns, by
+    table, the rows read and the rows inserted (fewer on a resumed copy)."""
+    if _same(source, target):
+        raise WarehouseError("copy: the source and the target are the same warehouse")
+    totals: dict[str, dict[str, int]] = {}
+    with closing(open_reader(source)) as reader, closing(open_writer(target, data_path=data_path)) as writer:
+        for table in TABLES_IN_ORDER:
+            columns = ", ".join(f'"{name}"' for (name,) in reader.rows(
+                "select column_name from information_schema.columns where table_catalog = current_database() "
+                "and table_name = ? order by ordinal_position", [table]))
+            [(low, high)] = reader.rows(f"select min(rowid), max(rowid) from {table}")
+            read = copied = 0
+            for start in range(low or 0, (high if high is not None else -1) + 1, chunk_rows):
+                rows = reader.frame(
+                    f"select {columns} from {table} where rowid >= $start and rowid < $end order by rowid",
+                    {"start": start, "end": start + chunk_rows})
+                if rows.height:
+                    read += rows.height
+                    copied += writer.copy_rows(table, rows)
+                    on_progress(table, copied, read)
+            totals[table] = {"read": read, "copied": copied}
+    return totals
+
+
+def _same(source: str | Path, target: str | Path) -> bool:
+    if config.is_lake(source) or config.is_lake(target):
+        return str(source) == str(target)
+    return Path(source).resolve() == Path(target).resolve()

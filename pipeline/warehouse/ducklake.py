@@ -1,0 +1,419 @@
+"""DuckLake: the warehouse for several writers. Its catalog is a PostgreSQL database (writers on
+several machines) or a SQLite file (several processes of one machine); its data are Parquet files
+under a folder or an S3 prefix, given once when the lake is created (`data_path`), found in the
+catalog afterwards.
+
+A writer is an in-memory DuckDB with the lake attached: every batch is one DuckLake transaction
+(one snapshot), through the same writes as the DuckDB file (duckdb_writes), and sharded writers
+(`shard`, see sql/macros/shard_of.sql) write disjoint ids, so each one only ever deletes from data
+files of its own batches. Commits racing for the catalog are retried by DuckLake itself
+(LAKE_COMMIT_RETRIES and friends); a real conflict that still escapes (two transactions deleting
+from one file, after `orusage maintain` merged files of several shards) is retried here, batch
+intact. Readers attach the lake read-only at its last snapshot, or at an older one (`at`), and
+never wait for a writer.
+
+The extensions come from the `orusage[lake]` extra's wheels (duckdb-extension-*), loaded by path;
+only without them does DuckDB try to install them from the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import duckdb
+import polars as pl
+
+from pipeline import config
+from pipeline.normalize import NormalizedBatch
+from pipeline.warehouse import duckdb_file, duckdb_writes
+from pipeline.warehouse.duckdb_writes import DATABASE, THREADS
+from pipeline.warehouse.interface import QueueUpdate, WarehouseError, WarehouseNotFoundError
+from pipeline.warehouse.schema import check_readable, create_macros_and_views, migrate, one_line
+from pipeline.warehouse.sql_files import macro_files, view_files
+
+_T = TypeVar("_T")
+
+DIALECT = "ducklake"
+# DuckLake's own retries of a commit that lost the race for the next snapshot id (its defaults are
+# the same today: set here so that they stay what was measured, bench/lake_shards.py).
+LAKE_COMMIT_RETRIES = 10
+LAKE_RETRY_WAIT_MS = 100
+LAKE_RETRY_BACKOFF = 1.5
+# orusage's retries of a batch whose commit DuckLake reports as a conflict, and of opening a lake
+# that other workers are migrating at the same moment.
+CONFLICT_RETRIES = 8
+CONFLICT_FIRST_WAIT_S = 0.05
+
+_EXTENSIONS = {"postgres": ("ducklake", "postgres_scanner"), "sqlite": ("ducklake", "sqlite_scanner")}
+_OPTIONAL_EXTENSIONS = ("httpfs",)  # for data on S3
+# The fingerprint of the macros and views a lake holds, kept as a comment on one of its views: a
+# writer (re)creates them only when it differs, so N workers starting at once do not all rewrite them.
+_OBJECTS_COMMENT_VIEW = "stg_generations"
+
+# Patched by tests.
+_sleep = time.sleep
+
+
+class Lake:
+    """A parsed `ducklake:<catalog>:<target>` location."""
+
+    def __init__(self, location: str) -> None:
+        checked = config.check_warehouse_path(location)
+        if not config.is_lake(checked):
+            raise WarehouseError(f"{location!r} is not a DuckLake location")
+        self.attach_target = str(checked)
+        self.catalog, _, self.target = self.attach_target[len(config.LAKE_PREFIX):].partition(":")
+        self.location = config.redacted(self.attach_target)
+
+    def exists(self) -> bool | None:
+        """Whether a lake is there (None: only attaching can tell, for PostgreSQL)."""
+        return Path(self.target).is_file() if self.catalog == "sqlite" else None
+
+
+def _extension_file(name: str) -> Path | None:
+    """The extension shipped by the duckdb-extension-<name> wheel, if installed."""
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or spec.origin is None:
+        return None
+    found = sorted(Path(spec.origin).parent.glob(f"extensions/v{duckdb.__version__}/{name}.duckdb_extension"))
+    return found[0] if found else None
+
+
+def _load_extensions(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    for name in _EXTENSIONS[lake.catalog]:
+        file = _extension_file(name)
+        try:
+            if file is not None:
+                con.execute(f"load {_sql_text(str(file))}")
+                continue
+            try:
+                con.execute(f"load {name}")  # installed by hand in DuckDB's extension folder
+            except duckdb.Error:
+                con.execute(f"install {name}")  # the network: only without the wheel
+                con.execute(f"load {name}")
+        except duckdb.Error as exc:
+            raise WarehouseError(
+                f"a DuckLake warehouse needs DuckDB's {name} extension: pip install 'orusage[lake]' "
+                f"({'loading' if file else 'installing'} it failed: {one_line(exc)})"
+            ) from None
+    for name in _OPTIONAL_EXTENSIONS:
+        file = _extension_file(name)
+        if file is not None:
+            con.execute(f"load {_sql_text(str(file))}")
+
+
+def _create_s3_secret(con: duckdb.DuckDBPyConnection) -> None:
+    """DuckDB's S3 credentials from the standard AWS variables (AWS_ENDPOINT_URL for an
+    S3-compatible server), for this connection only: never stored, never printed."""
+    key_id = os.environ.get("AWS_ACCESS_KEY_ID")
+    if not key_id or _extension_file("httpfs") is None:
+        return
+    options = {"key_id": key_id, "secret": os.environ.get("AWS_SECRET_ACCESS_KEY", "")}
+    if token := os.environ.get("AWS_SESSION_TOKEN"):
+        options["session_token"] = token
+    if region := os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"):
+        options["region"] = region
+    if endpoint := os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
+        url = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        options |= {"endpoint": url.netloc, "url_style": "path", "use_ssl": url.scheme == "https"}
+    listed = ", ".join(f"{name} {_sql_value(value)}" for name, value in options.items())
+    try:
+        con.execute(f"create or replace temporary secret orusage_s3 (type s3, {listed})")
+    except duckdb.Error as exc:
+        raise WarehouseError(f"cannot use the S3 credentials of AWS_*: {_without_secrets(one_line(exc))}") from None
+
+
+def _sql_value(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else _sql_text(str(value))
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _without_secrets(text: str) -> str:
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD"):
+        if secret := os.environ.get(name):
+            text = text.replace(secret, "***")
+    return config.redacted(text)
+
+
+def _instance(lake: Lake) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"threads": THREADS, **duckdb_file.OFFLINE})
+    try:
+        con.execute("set enable_progress_bar = false")
+        _load_extensions(con, lake)
+        _create_s3_secret(con)
+        con.execute(f"set ducklake_max_retry_count = {LAKE_COMMIT_RETRIES}")
+        con.execute(f"set ducklake_retry_wait_ms = {LAKE_RETRY_WAIT_MS}")
+        con.execute(f"set ducklake_retry_backoff = {LAKE_RETRY_BACKOFF}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def attach(con: duckdb.DuckDBPyConnection, lake: Lake, *, read_only: bool, data_path: str | None = None,
+           at: int | datetime | None = None) -> None:
+    """The lake attached as DATABASE and made `con`'s default; `at` a snapshot id or a time."""
+    options = []
+    if read_only:
+        options.append("read_only")
+    if data_path:
+        options.append(f"data_path {_sql_text(data_path)}")
+    if isinstance(at, int):
+        options.append(f"snapshot_version {at}")
+    elif at is not None:
+        options.append(f"snapshot_time {_sql_text(at.isoformat())}")
+    listed = f" ({', '.join(options)})" if options else ""
+    try:
+        con.execute(f"attach {_sql_text(config.LAKE_PREFIX + lake.catalog + ':' + lake.target)} as {DATABASE}{listed}")
+    except duckdb.Error as exc:
+        message = _without_secrets(one_line(exc))
+        if read_only and "does not exist" in message.lower() or "no snapshot" in message.lower():
+            raise WarehouseNotFoundError(f"no warehouse at {lake.location} ({message})") from None
+        if "data_path is not set" in message:
+            raise WarehouseError(f"{lake.location} holds no lake yet: create it with --data-path DIR or "
+                                 "s3://BUCKET/PREFIX/ (where its Parquet files go)") from None
+        raise WarehouseError(f"cannot open the lake {lake.location}: {message}") from None
+    con.execute(f"use {DATABASE}")
+    con.execute("set TimeZone = 'UTC'")
+
+
+def _is_conflict(exc: duckdb.Error) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.TransactionException) or "conflict" in text
+
+
+def _retrying_conflicts(work: Callable[[], _T], on_retry: Callable[[], None] = lambda: None) -> _T:
+    """work(), again while DuckLake reports a conflict with another transaction (up to
+    CONFLICT_RETRIES times, backing off); `work` must be idempotent (a batch is)."""
+    wait_s = CONFLICT_FIRST_WAIT_S
+    for attempt in range(CONFLICT_RETRIES + 1):
+        try:
+            return work()
+        except duckdb.Error as exc:
+            if not _is_conflict(exc) or attempt == CONFLICT_RETRIES:
+                raise
+            on_retry()
+            _sleep(wait_s)
+            wait_s *= 2
+    raise AssertionError("unreachable")
+
+
+# --- the ingest's writer ---------------------------------------------------------------------
+
+
+def _objects_fingerprint() -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in [*macro_files(), *view_files()]:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return f"orusage objects {digest.hexdigest()[:16]}"
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """Migrations, then the macros and views if the lake's are not this orusage's."""
+    migrate(con, lake.location, DIALECT)
+    fingerprint = _objects_fingerprint()
+    stored = con.execute(
+        "select comment from duckdb_views() where database_name = current_database() and view_name = ?",
+        [_OBJECTS_COMMENT_VIEW],
+    ).fetchall()
+    if stored and stored[0][0] == fingerprint:
+        return
+    create_macros_and_views(con)
+    con.execute(f"comment on view {_OBJECTS_COMMENT_VIEW} is {_sql_text(fingerprint)}")
+
+
+class Writer:
+    """An ingest run's lake (interface.Writer). One process may run several against one lake when
+    each has its own shard; DuckLake keeps their transactions apart."""
+
+    def __init__(self, location: str, *, data_path: str | None = None, lock_timeout_s: float = 0,
+                 shard: tuple[int, int] | None = None) -> None:
+        self._lake = Lake(location)
+        self.location = self._lake.location
+        self.shard = shard
+        self.conflicts_retried = 0  # batches (and opens) retried after a DuckLake conflict
+        self._lock = threading.RLock()
+        self._threads = threading.local()
+        if data_path is None and self._lake.exists() is False:
+            data_path = f"{self._lake.target}.files/"  # a SQLite catalog's lake: its files beside it
+        self._instance = _instance(self._lake)
+        try:
+            attach(self._instance, self._lake, read_only=False, data_path=data_path)
+            self._instance.execute("set TimeZone = 'UTC'")
+            _retrying_conflicts(lambda: _prepare(self._instance, self._lake), self._count_retry)
+        except duckdb.Error as exc:
+            self._instance.close()
+            raise WarehouseError(f"cannot prepare the lake {self.location}: {_without_secrets(one_line(exc))}") from None
+        except BaseException:
+            self._instance.close()
+            raise
+
+    def _count_retry(self) -> None:
+        self.conflicts_retried += 1
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        con = getattr(self._threads, "con", None)
+        if con is None:
+            con = self._threads.con = duckdb_file.cursor(self._instance)
+            con.execute("set TimeZone = 'UTC'")
+        return con
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This thread's cursor, one statement group at a time; DuckDB's errors as WarehouseError
+        where they are the lake's (the catalog gone, the storage unreachable)."""
+        with self._lock:
+            con = self._cursor()
+            try:
+                yield con
+            except (duckdb.IOException, duckdb.ConnectionException, duckdb.HTTPException) as exc:
+                raise WarehouseError(f"the lake {self.location}: {_without_secrets(one_line(exc))}") from None
+
+    def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
+        with self._connection() as con:
+            return duckdb_writes.stage_ids(con, found, seen_at=seen_at, shard=self.shard)
+
+    def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
+                   until: datetime | None = None) -> dict[str, int]:
+        with self._connection() as con:
+            return duckdb_writes.due_counts(con, now=now, refresh=refresh, since=since, until=until, shard=self.shard)
+
+    def due_ids(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
+                until: datetime | None = None) -> Iterator[list[str]]:
+        with self._connection() as con:
+            snapshot = duckdb_writes.snapshot_due(con, now=now, refresh=refresh, since=since, until=until,
+                                                  shard=self.shard)
+        yield from duckdb_writes.due_chunks(self._cursor(), snapshot)
+
+    def failed_waiting(self, *, since: datetime | None = None,
+                       until: datetime | None = None) -> tuple[int, datetime | None]:
+        with self._connection() as con:
+            return duckdb_writes.failed_waiting(con, since=since, until=until, shard=self.shard)
+
+    def upsert_batch(self, batch: NormalizedBatch, queue_updates: Sequence[QueueUpdate], *, run_id: str,
+                     run_counts: dict[str, int] | None = None) -> None:
+        with self._connection() as con:
+            _retrying_conflicts(
+                lambda: duckdb_writes.upsert_batch(con, batch, queue_updates, run_id=run_id, run_counts=run_counts),
+                self._count_retry)
+
+    def copy_rows(self, table: str, rows: pl.DataFrame) -> int:
+        with self._connection() as con:
+            return _retrying_conflicts(lambda: duckdb_writes.copy_rows(con, table, rows), self._count_retry)
+
+    def start_run(self, *, options: dict[str, Any]) -> str:
+        with self._connection() as con:
+            return _retrying_conflicts(lambda: duckdb_writes.start_run(con, options=options), self._count_retry)
+
+    def finish_run(self, run_id: str, *, counts: dict[str, Any], outcome: str) -> None:
+        with self._connection() as con:
+            _retrying_conflicts(lambda: duckdb_writes.finish_run(con, run_id, counts=counts, outcome=outcome),
+                                self._count_retry)
+
+    @contextmanager
+    def rolled_back(self) -> Iterator[None]:
+        with self._connection() as con:
+            con.begin()
+            try:
+                yield
+            finally:
+                duckdb_writes.rollback_if_open(con)
+
+    def close(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self._instance.close()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- readers ---------------------------------------------------------------------------------
+
+
+class Reader(duckdb_file.Reader):
+    """Read-only access to the lake's last snapshot (or the one at `at`): never waits for a writer.
+    External access is off once the lake is attached, but for the lake's data path, so a query
+    reaches no other file."""
+
+    def __init__(self, location: str, *, at: int | datetime | None = None,
+                 lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S) -> None:
+        lake = Lake(location)
+        self.location = lake.location
+        self.waited_s = 0.0
+        if lake.exists() is False:
+            raise WarehouseNotFoundError(f"no warehouse at {lake.location}")
+        self._con = _instance(lake)
+        try:
+            attach(self._con, lake, read_only=True, at=at)
+            if not check_readable(self._con, lake.location, DIALECT):
+                raise WarehouseNotFoundError(f"no warehouse at {lake.location} yet (a lake without orusage's tables)")
+            # Its own Parquet files stay readable; no other file is (reports.py lets only SELECT
+            # and EXPLAIN through, so nothing is written there either).
+            [(data_path,)] = self._con.execute(
+                f"select value from ducklake_options('{DATABASE}') where option_name = 'data_path'").fetchall()
+            self._con.execute("set allowed_directories = $directories", {"directories": [data_path]})
+            self._con.execute("set enable_external_access = false")
+            self._con.execute("set lock_configuration = true")
+        except BaseException:
+            self._con.close()
+            raise
+
+
+def snapshots(reader: duckdb_file.Reader) -> list[tuple[Any, ...]]:
+    """The lake's snapshots (id, time, changes), newest last: what `--at` can name."""
+    return reader.rows(f"select snapshot_id, snapshot_time, changes from ducklake_snapshots('{DATABASE}') order by 1")
+
+
+# --- maintenance -----------------------------------------------------------------------------
+
+# DuckLake's own maintenance, in order: inlined rows written out to Parquet, small adjacent files
+# merged, files mostly deleted rewritten, snapshots older than the kept window expired, and the
+# files no kept snapshot reads deleted.
+_MAINTENANCE = (
+    ("inlined rows flushed", "call ducklake_flush_inlined_data({lake})"),
+    ("small files merged", "call ducklake_merge_adjacent_files({lake})"),
+    ("files rewritten without deleted rows", "call ducklake_rewrite_data_files({lake})"),
+    ("snapshots expired", "call ducklake_expire_snapshots({lake}, older_than => $older_than)"),
+    ("old files deleted", "call ducklake_cleanup_old_files({lake}, cleanup_all => true)"),
+)
+
+
+def maintain(location: str, *, older_than: datetime) -> list[tuple[str, int]]:
+    """Run DuckLake's maintenance on the lake (see _MAINTENANCE); what each step did, as the number
+    of rows its function returned (files, snapshots). Snapshots from `older_than` on are kept:
+    `--at` can still name them."""
+    lake = Lake(location)
+    con = _instance(lake)
+    try:
+        attach(con, lake, read_only=False)
+        done = []
+        for what, call in _MAINTENANCE:
+            sql = call.format(lake=_sql_text(DATABASE))
+            try:
+                rows = _retrying_conflicts(
+                    lambda: con.execute(sql, {"older_than": older_than} if "$older_than" in sql else None).fetchall())
+            except duckdb.Error as exc:
+                raise WarehouseError(f"maintenance of {lake.location} ({what}): {_without_secrets(one_line(exc))}") from None
+            done.append((what, len(rows)))
+        return done
+    finally:
+        con.close()
