@@ -405,13 +405,15 @@ def status_command(warehouse: str, lock_timeout: float, at, as_json: bool) -> No
               help="Where the demo's sample logs go (DATA_DIR/demo/).")
 @_warehouse_option("The warehouse the demo loads, replaced on every run (never one that holds real runs).",
                    default=config.DEMO_WAREHOUSE)
-def demo_command(data_dir: str, warehouse: str) -> None:
+@_DATA_PATH_OPTION
+def demo_command(data_dir: str, warehouse: str, data_path: str | None) -> None:
     """Run the whole pipeline on built-in sample logs against a local fake OpenRouter API."""
     from pipeline import demo, progress, warehouse as wh
 
     display = progress.progress_display(quiet=False)
     try:
-        result = demo.run_demo(Path(data_dir), warehouse_path=config.check_warehouse_path(warehouse), on_progress=display,
+        result = demo.run_demo(Path(data_dir), warehouse_path=config.check_warehouse_path(warehouse), data_path=data_path,
+                               on_progress=display,
                                say=lambda line: click.echo(line, err=True))
     except (demo.DemoError, wh.WarehouseError) as e:
         raise _InputError(str(e)) from None

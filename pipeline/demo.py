@@ -128,6 +128,7 @@ def run_demo(
     data_dir: Path,
     *,
     warehouse_path: Path | str | None = None,
+    data_path: str | None = None,
     on_progress: Callable | None = None,
     say: Callable[[str], None] = print,
     size: int = DEMO_GENERATIONS,
@@ -149,7 +150,8 @@ def run_demo(
     write_demo_logs(dataset, logs_dir)
     with FakeApiProcess(size=size, seed=DEMO_SEED, end=end, days=DEMO_DAYS, api_key=DEMO_API_KEY) as api:
         say(f"fake OpenRouter API at {api.base_url} ({DEMO_FAULT_RATE:.0%} transient faults, 404 lag)")
-        options = IngestOptions(paths=(str(logs_dir),), warehouse_path=warehouse_path, base_url=api.base_url,
+        options = IngestOptions(paths=(str(logs_dir),), warehouse_path=warehouse_path, data_path=data_path,
+                                base_url=api.base_url,
                                 concurrency=64, demo=True)
         summary = ingest(options, api_key=DEMO_API_KEY, on_progress=on_progress)
     return DemoResult(summary, warehouse_path, logs_dir, size)

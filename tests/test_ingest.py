@@ -27,6 +27,10 @@ from pipeline.demo import write_demo_logs
 from pipeline.fake_api import Dataset, Faults, start_server
 from pipeline.ingest import IngestOptions, ingest
 
+
+import lakes
+from lakes import Target
+
 ROOT = Path(__file__).resolve().parent.parent
 # Not `sk-or-` shaped on purpose: what keeps the key out must not be a redaction of that prefix.
 KEY = "ingest-tests-key-5d1f8e0b7a2c4693"
@@ -53,13 +57,19 @@ def write_id_log(path: Path, ids: Iterable[str]) -> Path:
     return path
 
 
-def options(logs: Path, warehouse_path: Path, base_url: str, **changes: object) -> IngestOptions:
+def options(logs: Path, warehouse_path: Path | Target, base_url: str, **changes: object) -> IngestOptions:
+    if isinstance(warehouse_path, Target):
+        changes.setdefault("data_path", warehouse_path.data_path)
+        warehouse_path = warehouse_path.location
+    settings: dict[str, object] = {"concurrency": 16, "batch_size": 200, "retry_policy": FAST, **changes}
     return IngestOptions(paths=(str(logs),), warehouse_path=warehouse_path, base_url=base_url,
-                         concurrency=16, batch_size=200, retry_policy=FAST, **changes)  # type: ignore[arg-type]
+                         **settings)  # type: ignore[arg-type]
 
 
-def read(path: Path, sql: str, parameters: Sequence[object] = ()) -> list[tuple]:
-    """Rows of a query on a closed warehouse (TIMESTAMPTZ values must be cast: no pytz here)."""
+def read(path: Path | Target, sql: str, parameters: Sequence[object] = ()) -> list[tuple]:
+    """Rows of a query on a closed warehouse (a lake's through a reader, as reports read it)."""
+    if isinstance(path, Target):
+        return lakes.read(path, sql, list(parameters))
     con = duckdb.connect(str(path), read_only=True)
     try:
         return con.execute(sql, list(parameters)).fetchall()
@@ -89,24 +99,29 @@ def queue_counts(path: Path) -> dict[str, int]:
     return dict(read(path, "select status, count(*) from ingest_queue group by status"))
 
 
-def assert_key_nowhere(path: Path, *keys: str) -> None:
-    """No row of any table (every column, JSON and options included) contains a key."""
-    tables = [name for (name,) in read(path, "select table_name from duckdb_tables()")]
+def assert_key_nowhere(path: Path | Target, *keys: str) -> None:
+    """No row of any table (every column, JSON and options included) contains a key, nor any
+    local file of the warehouse (a lake's catalog and Parquet files included)."""
+    tables = [name for (name,) in read(path, "select table_name from duckdb_tables() "
+                                             "where database_name = current_database()")]
     assert {"generations", "provider_responses", "ingest_queue", "ingest_runs"} <= set(tables)
+    files = [path] if isinstance(path, Path) else [f for f in (path.files or Path("/nonexistent")).rglob("*") if f.is_file()]
     for key in keys:
         for table in tables:
             found = read(path, f'select count(*) from "{table}" as r where contains(cast(r as varchar), ?)', [key])
-            assert found == [(0,)], f"the API key is in {table}"
-        assert key.encode() not in path.read_bytes()
+            assert found == [(0,)], f"the secret is in {table}"
+        for file in files:
+            assert key.encode() not in file.read_bytes(), file
 
 
 # --- end to end ----------------------------------------------------------------------------------
 
 
-def test_through_20_percent_faults_and_404_lag_the_warehouse_equals_the_api_and_a_rerun_fetches_nothing(tmp_path):
+def test_through_20_percent_faults_and_404_lag_the_warehouse_equals_the_api_and_a_rerun_fetches_nothing(
+        tmp_path, target):
     dataset = Dataset(1000, seed=11)
     logs = write_logs(dataset, tmp_path / "logs")
-    path = tmp_path / "warehouse.duckdb"
+    path = target
     with start_server(dataset, api_key=KEY, faults=Faults.transient(0.2, not_found_first=2, seed=5)) as server:
         first = ingest(options(logs, path, server.base_url), api_key=KEY)
         after_first = server.snapshot()
@@ -193,11 +208,13 @@ INGEST_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     from pipeline.client import RetryPolicy
     from pipeline.ingest import IngestOptions, ingest
+    from pipeline.config import check_warehouse_path, parse_shard
 
-    logs, warehouse_path, base_url = sys.argv[1:]
+    logs, warehouse, base_url, data_path, shard = (sys.argv[1:] + ["", ""])[:5]
     options = IngestOptions(
-        paths=(logs,), warehouse_path=Path(warehouse_path), base_url=base_url, concurrency=4, batch_size=50,
-        retry_policy=RetryPolicy(max_attempts=12, backoff_initial_s=0.01, backoff_max_s=0.05))
+        paths=(logs,), warehouse_path=check_warehouse_path(warehouse), base_url=base_url, concurrency=4,
+        batch_size=50, retry_policy=RetryPolicy(max_attempts=12, backoff_initial_s=0.01, backoff_max_s=0.05),
+        data_path=data_path or None, shard=parse_shard(shard) if shard else None)
     print("opening", flush=True)
     summary = ingest(options, api_key=os.environ["OPENROUTER_API_KEY"],
                      on_progress=lambda p: print("progress", p.ids_due, p.done, flush=True))
@@ -205,9 +222,10 @@ INGEST_SCRIPT = textwrap.dedent("""
 """)
 
 
-def start_ingest(logs: Path, path: Path, base_url: str) -> subprocess.Popen[str]:
+def start_ingest(logs: Path, path: Path | Target, base_url: str, shard: str = "") -> subprocess.Popen[str]:
     env = {**os.environ, "OPENROUTER_API_KEY": KEY, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", INGEST_SCRIPT, str(logs), str(path), base_url],
+    location, data_path = (path.location, path.data_path or "") if isinstance(path, Target) else (path, "")
+    return subprocess.Popen([sys.executable, "-c", INGEST_SCRIPT, str(logs), str(location), base_url, data_path, shard],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
 
 
@@ -226,9 +244,10 @@ def committed(share: float) -> KillPoint:
     return lambda words: words[0] == "progress" and int(words[2]) >= share * int(words[1]) > 0
 
 
-def run_ingest(logs: Path, path: Path, base_url: str, kill_at: KillPoint | None = None) -> tuple[int, list[str]]:
+def run_ingest(logs: Path, path: Path | Target, base_url: str, kill_at: KillPoint | None = None,
+               shard: str = "") -> tuple[int, list[str]]:
     """Run one ingest; SIGKILL it on the first line `kill_at` accepts. Returns (exit status, lines)."""
-    child = start_ingest(logs, path, base_url)
+    child = start_ingest(logs, path, base_url, shard)
     lines = []
     try:
         assert child.stdout is not None
@@ -242,15 +261,23 @@ def run_ingest(logs: Path, path: Path, base_url: str, kill_at: KillPoint | None 
     return returncode, lines
 
 
-def loaded_ids(path: Path) -> set[str]:
+def _exists(target: Target) -> bool:
+    try:
+        read(target, "select 1")
+    except warehouse.WarehouseNotFoundError:
+        return False
+    return True
+
+
+def loaded_ids(path: Path | Target) -> set[str]:
     rows = read(path, "select generation_id from ingest_queue where status = 'loaded'")
     return {generation_id for (generation_id,) in rows}
 
 
-def test_kill_9_while_opening_staging_fetching_and_near_the_end_then_a_rerun_ends_exact(tmp_path):
+def test_kill_9_while_opening_staging_fetching_and_near_the_end_then_a_rerun_ends_exact(tmp_path, target):
     dataset = Dataset(1000, seed=21)
     logs = write_logs(dataset, tmp_path / "logs")
-    path = tmp_path / "warehouse.duckdb"
+    path = target
     # A few faults and a little latency: ~1 s of fetching, so each kill lands inside a run.
     faults = Faults.transient(0.1, seed=2, latency_ms=2)
     kill_points = [("opening", opening), ("staged", staged), ("a third committed", committed(0.3)),
@@ -260,7 +287,7 @@ def test_kill_9_while_opening_staging_fetching_and_near_the_end_then_a_rerun_end
         for name, kill_at in kill_points:
             returncode, lines = run_ingest(logs, path, server.base_url, kill_at)
             assert returncode == -signal.SIGKILL, (name, lines)
-            loaded = loaded_ids(path) if path.exists() else set()
+            loaded = loaded_ids(path) if _exists(path) else set()
             fetched_by_kill.append((name, loaded, server.snapshot().ok_by_id))
         returncode, lines = run_ingest(logs, path, server.base_url)
         final = server.snapshot()
