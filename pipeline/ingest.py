@@ -87,6 +87,8 @@ class Progress:
     requests: int = 0
     retries: int = 0
     responses_429: int = 0
+    batches_written: int = 0
+    commits_retried: int = 0  # batches written again after a conflict with another writer (a lake's)
     settled_rps: float | None = None  # the adaptive rate after the run's 429s (None: none came)
     waiting: int = 0  # failed ids in the queue after the run (this run's and earlier ones)
     next_due_at: datetime | None = None  # when the first of them is due again
@@ -152,6 +154,8 @@ class RunSummary:
             "requests": p.requests,
             "retries": p.retries,
             "responses_429": p.responses_429,
+            "batches_written": p.batches_written,
+            "commits_retried": p.commits_retried,
             "settled_rps": None if p.settled_rps is None else round(p.settled_rps, 1),
             "failed_waiting": p.waiting,
             "next_due_at": p.next_due_at.isoformat() if p.next_due_at else None,
@@ -392,6 +396,8 @@ class _BatchWriter:
         # exactly what it committed.
         self._store.upsert_batch(batch, updates, run_id=self._run_id, run_counts=counts)
         progress.done += len(updates)
+        progress.batches_written += 1
+        progress.commits_retried = self._store.commits_retried
         progress.loaded, progress.not_found, progress.failed = counts["loaded"], counts["not_found"], counts["failed"]
         progress.rejected = counts["rejected"]
 

@@ -1,9 +1,10 @@
 """`orusage copy`: every row of one warehouse into another (a DuckDB file into a lake, a lake into
 a file, or one lake into another), exactly: the same rows and the same values.
 
-Batch by batch with bounded memory: each table is read in COPY_CHUNK_ROWS-row ranges of its rowid,
-and each range is one transaction on the target that inserts only the rows whose key the target
-lacks (Writer.copy_rows). So an interrupted copy is resumed by running it again, and copying into
+Batch by batch with bounded memory: each table is read in COPY_CHUNK_ROWS-row pages in the order of
+its key (keyset paging: `where key > the last page's last key`, so a lake's `ingest_queue` view,
+which has no rowid, pages the same way), and each page is one transaction on the target that
+inserts only the rows whose key the target lacks (Writer.copy_rows). So an interrupted copy is resumed by running it again, and copying into
 a warehouse that already holds some of the rows adds the others. The queue goes last, so a target
 never says `loaded` for an id whose generation it lacks.
 """
@@ -37,16 +38,21 @@ def copy_warehouse(source: str | Path, target: str | Path, *, data_path: str | N
             columns = ", ".join(f'"{name}"' for (name,) in reader.rows(
                 "select column_name from information_schema.columns where table_catalog = current_database() "
                 "and table_name = ? order by ordinal_position", [table]))
-            [(low, high)] = reader.rows(f"select min(rowid), max(rowid) from {table}")
+            keys = TABLE_KEYS[table]
+            order = ", ".join(keys)
+            after = f"where ({order}) > ({', '.join(f'$k{i}' for i in range(len(keys)))})"
             read = copied = 0
-            for start in range(low or 0, (high if high is not None else -1) + 1, chunk_rows):
+            last: tuple | None = None
+            while True:
                 rows = reader.frame(
-                    f"select {columns} from {table} where rowid >= $start and rowid < $end order by rowid",
-                    {"start": start, "end": start + chunk_rows})
-                if rows.height:
-                    read += rows.height
-                    copied += writer.copy_rows(table, rows)
-                    on_progress(table, copied, read)
+                    f"select {columns} from {table} {after if last else ''} order by {order} limit {int(chunk_rows)}",
+                    {f"k{i}": value for i, value in enumerate(last)} if last else None)
+                if not rows.height:
+                    break
+                read += rows.height
+                copied += writer.copy_rows(table, rows)
+                on_progress(table, copied, read)
+                last = rows.select(keys).row(-1)
             totals[table] = {"read": read, "copied": copied}
     return totals
 

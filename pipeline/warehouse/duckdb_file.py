@@ -389,6 +389,7 @@ class Writer:
         self._path = _checked_path(path, read_only=False)
         self.location = str(self._path)
         self.shard = shard
+        self.commits_retried = 0  # one writer at a time: nothing to conflict with
         self._readers_wait_s = config.WRITER_WAITS_FOR_READERS_S if readers_wait_s is None else readers_wait_s
         self._window_lock = threading.RLock()
         self._depth = 0

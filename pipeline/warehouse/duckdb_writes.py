@@ -221,7 +221,12 @@ where generation_id not in (select id from {_BATCH_STORED})
 """
 _REPLACE_STORED_ATTEMPTS_SQL = _replace_attempts_sql(f"select id from {_BATCH_STORED}")
 
-# The queue's rows are found and updated the way generations' are, by the statements in sql/queue/.
+# The queue's rows are found and updated the way generations' are, by the statements in sql/queue/;
+# a lake only appends outcomes, which its ingest_queue view resolves (sql/schema/ducklake/006).
+QUEUE_UPDATE_STATEMENTS: dict[str, tuple[str, ...]] = {
+    "duckdb": ("queue/find_queued", "queue/update_queued", "queue/insert_unqueued"),
+    "ducklake": ("queue/insert_unqueued", "queue/record_outcomes"),
+}
 _BATCH_QUEUED = "_orusage_batch_queued"  # find_queued's table
 _STAGED = "_orusage_staged"  # stage_unqueued's
 
@@ -272,23 +277,25 @@ def upsert_batch(
     *,
     run_id: str,
     run_counts: dict[str, int] | None = None,
+    dialect: str = "duckdb",
 ) -> None:
     """Write one batch in ONE transaction: each generation replaces its old row (raw included)
     and all of its provider responses; each queue update replaces that id's status (ids not in
     the queue yet are added); `run_counts` (the run's counters so far, this batch included) go to
-    the run's `ingest_runs` row. Either all of it is committed or none of it."""
+    the run's `ingest_runs` row. Either all of it is committed or none of it. `dialect` picks the
+    queue's statements (QUEUE_UPDATE_STATEMENTS)."""
     _refuse_repeated_keys(batch)
     now = datetime.now(timezone.utc)
     queue = _queue_frame(queue_updates)
     _set_memory_limit(con, _batch_memory_limit_mb(con, batch))
     try:
-        _write_batch(con, batch, queue, now=now, run_id=run_id, run_counts=run_counts)
+        _write_batch(con, batch, queue, now=now, run_id=run_id, run_counts=run_counts, dialect=dialect)
     except duckdb.OutOfMemoryException:
         # The limit is there to make DuckDB evict, not to fail a batch (a refresh's in-place updates
         # stay in memory until the next checkpoint): once more with DuckDB's default limit, 80% of
         # the RAM (`reset memory_limit` leaves the old one in force). A batch is idempotent.
         _set_memory_limit(con, _default_memory_limit_mb())
-        _write_batch(con, batch, queue, now=now, run_id=run_id, run_counts=run_counts)
+        _write_batch(con, batch, queue, now=now, run_id=run_id, run_counts=run_counts, dialect=dialect)
     checkpoint_if_due(con)
 
 
@@ -358,7 +365,7 @@ def _default_memory_limit_mb() -> int:
 
 def _write_batch(
     con: duckdb.DuckDBPyConnection, batch: NormalizedBatch, queue: pl.DataFrame, *, now: datetime,
-    run_id: str, run_counts: dict[str, int] | None = None,
+    run_id: str, run_counts: dict[str, int] | None = None, dialect: str = "duckdb",
 ) -> None:
     con.begin()
     try:
@@ -366,10 +373,10 @@ def _write_batch(
             write_generations(con, batch, loaded_at=now, run_id=run_id)
         if queue.height:
             with _registered(con, {_BATCH_QUEUE: queue}):
-                con.execute(statement("queue/find_queued"))
-                con.execute(statement("queue/update_queued"), {"now": now})
-                con.execute(statement("queue/insert_unqueued"), {"now": now})
-                con.execute(f"drop table {_BATCH_QUEUED}")  # a rollback drops it too
+                for name in QUEUE_UPDATE_STATEMENTS[dialect]:
+                    sql = statement(name, dialect)
+                    con.execute(sql, {"now": now} if "$now" in sql else None)
+                con.execute(f"drop table if exists {_BATCH_QUEUED}")  # a rollback drops it too
         if run_counts:
             _update_run_counts(con, run_id, run_counts)
         # Only the statements run under the batch's limit: a commit must not run out of memory
@@ -431,6 +438,7 @@ def stage_ids(
     seen_at: datetime,
     chunk_size: int = config.STAGE_CHUNK_IDS,
     shard: Shard | None = None,
+    dialect: str = "duckdb",
 ) -> int:
     """Add the ids not queued yet as `pending` (with where they were first seen); returns how many
     were new. Ids already queued, whatever their status, are left alone, and so are the ids of
@@ -445,7 +453,8 @@ def stage_ids(
         )
         frame = frame.unique("generation_id", keep="first", maintain_order=True)
         with _registered(con, {_STAGED: frame}):
-            new += con.execute(statement("queue/stage_unqueued"), {"seen_at": seen_at, **_shard_parameters(shard)}).fetchall()[0][0]
+            new += con.execute(statement("queue/stage_unqueued", dialect),
+                              {"seen_at": seen_at, **_shard_parameters(shard)}).fetchall()[0][0]
     return new
 
 
@@ -565,10 +574,15 @@ _COPY_BATCH = "_orusage_copy_batch"
 _COPY_STORED = "_orusage_copy_stored"
 
 
-def copy_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) -> int:
+# Where a copied table's rows are inserted, where that is not the table itself: a lake's queue.
+_COPY_INTO = {"ducklake": {"ingest_queue": "ingest_queue_base"}}
+
+
+def copy_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame, dialect: str = "duckdb") -> int:
     """Insert the rows of `rows` whose key `table` does not hold yet, in one transaction; how many.
     The stored keys are found by a scan of the table's first key column, the batch held in memory."""
     keys = TABLE_KEYS[table]
+    into = _COPY_INTO.get(dialect, {}).get(table, table)
     columns = ", ".join(rows.columns)
     same_key = " and ".join(f"stored.{key} = batch.{key}" for key in keys)
     con.begin()
@@ -579,7 +593,7 @@ def copy_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) ->
                 f"where {keys[0]} in (select {keys[0]} from {_COPY_BATCH})"
             )
             (inserted,) = con.execute(
-                f"insert into {table} ({columns}) select {columns} from {_COPY_BATCH} as batch "
+                f"insert into {into} ({columns}) select {columns} from {_COPY_BATCH} as batch "
                 f"where not exists (select 1 from {_COPY_STORED} as stored where {same_key})"
             ).fetchall()[0]
             con.execute(f"drop table {_COPY_STORED}")

@@ -21,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import re
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,7 +41,7 @@ from pipeline.warehouse import duckdb_file, duckdb_writes
 from pipeline.warehouse.duckdb_writes import DATABASE, THREADS
 from pipeline.warehouse.interface import QueueUpdate, WarehouseError, WarehouseNotFoundError
 from pipeline.warehouse.schema import check_readable, create_macros_and_views, migrate, one_line
-from pipeline.warehouse.sql_files import macro_files, view_files
+from pipeline.warehouse.sql_files import macro_files, statement, view_files
 
 _T = TypeVar("_T")
 
@@ -150,8 +151,13 @@ def _without_secrets(text: str) -> str:
 
 
 def _instance(lake: Lake) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for one lake connection, spilling into a folder of its own: DuckDB's
+    default, `.tmp` in the working directory, would be shared by every worker started there (two
+    of them overwrote each other's spilled blocks: "Could not read enough bytes", then a crash).
+    close_instance() removes it."""
     con = duckdb.connect(config={"threads": THREADS, **duckdb_file.OFFLINE})
     try:
+        con.execute("set temp_directory = ?", [tempfile.mkdtemp(prefix="orusage-lake-")])
         con.execute("set enable_progress_bar = false")
         _load_extensions(con, lake)
         _create_s3_secret(con)
@@ -159,9 +165,20 @@ def _instance(lake: Lake) -> duckdb.DuckDBPyConnection:
         con.execute(f"set ducklake_retry_wait_ms = {LAKE_RETRY_WAIT_MS}")
         con.execute(f"set ducklake_retry_backoff = {LAKE_RETRY_BACKOFF}")
     except BaseException:
-        con.close()
+        close_instance(con)
         raise
     return con
+
+
+def close_instance(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        [(folder,)] = con.execute("select current_setting('temp_directory')").fetchall()
+    except duckdb.Error:
+        folder = None
+    with contextlib.suppress(duckdb.Error):
+        con.close()
+    if folder and Path(folder).name.startswith("orusage-lake-"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def attach(con: duckdb.DuckDBPyConnection, lake: Lake, *, read_only: bool, data_path: str | None = None,
@@ -247,7 +264,7 @@ class Writer:
         self._lake = Lake(location)
         self.location = self._lake.location
         self.shard = shard
-        self.conflicts_retried = 0  # batches (and opens) retried after a DuckLake conflict
+        self.commits_retried = 0  # statements (batches, run rows, the open) retried after a DuckLake conflict
         self._lock = threading.RLock()
         self._threads = threading.local()
         if data_path is None and self._lake.exists() is False:
@@ -258,14 +275,14 @@ class Writer:
             self._instance.execute("set TimeZone = 'UTC'")
             _retrying_conflicts(lambda: _prepare(self._instance, self._lake), self._count_retry)
         except duckdb.Error as exc:
-            self._instance.close()
+            close_instance(self._instance)
             raise WarehouseError(f"cannot prepare the lake {self.location}: {_without_secrets(one_line(exc))}") from None
         except BaseException:
-            self._instance.close()
+            close_instance(self._instance)
             raise
 
     def _count_retry(self) -> None:
-        self.conflicts_retried += 1
+        self.commits_retried += 1
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         con = getattr(self._threads, "con", None)
@@ -287,7 +304,7 @@ class Writer:
 
     def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
         with self._connection() as con:
-            return duckdb_writes.stage_ids(con, found, seen_at=seen_at, shard=self.shard)
+            return duckdb_writes.stage_ids(con, found, seen_at=seen_at, shard=self.shard, dialect=DIALECT)
 
     def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, int]:
@@ -308,14 +325,17 @@ class Writer:
 
     def upsert_batch(self, batch: NormalizedBatch, queue_updates: Sequence[QueueUpdate], *, run_id: str,
                      run_counts: dict[str, int] | None = None) -> None:
+        # No run counters in the batch: updating the run's row would delete from ingest_runs, which
+        # conflicts with every other worker's writes to it (see sql/schema/ducklake/006); finish_run
+        # records them. A killed worker's run so shows none: the queue tells what it committed.
         with self._connection() as con:
             _retrying_conflicts(
-                lambda: duckdb_writes.upsert_batch(con, batch, queue_updates, run_id=run_id, run_counts=run_counts),
+                lambda: duckdb_writes.upsert_batch(con, batch, queue_updates, run_id=run_id, dialect=DIALECT),
                 self._count_retry)
 
     def copy_rows(self, table: str, rows: pl.DataFrame) -> int:
         with self._connection() as con:
-            return _retrying_conflicts(lambda: duckdb_writes.copy_rows(con, table, rows), self._count_retry)
+            return _retrying_conflicts(lambda: duckdb_writes.copy_rows(con, table, rows, DIALECT), self._count_retry)
 
     def start_run(self, *, options: dict[str, Any]) -> str:
         with self._connection() as con:
@@ -336,8 +356,7 @@ class Writer:
                 duckdb_writes.rollback_if_open(con)
 
     def close(self) -> None:
-        with contextlib.suppress(duckdb.Error):
-            self._instance.close()
+        close_instance(self._instance)
 
     def __enter__(self) -> Writer:
         return self
@@ -374,8 +393,11 @@ class Reader(duckdb_file.Reader):
             self._con.execute("set enable_external_access = false")
             self._con.execute("set lock_configuration = true")
         except BaseException:
-            self._con.close()
+            close_instance(self._con)
             raise
+
+    def close(self) -> None:
+        close_instance(self._con)
 
 
 def snapshots(reader: duckdb_file.Reader) -> list[tuple[Any, ...]]:
@@ -389,12 +411,28 @@ def snapshots(reader: duckdb_file.Reader) -> list[tuple[Any, ...]]:
 # merged, files mostly deleted rewritten, snapshots older than the kept window expired, and the
 # files no kept snapshot reads deleted.
 _MAINTENANCE = (
+    ("queue outcomes folded in", None),
     ("inlined rows flushed", "call ducklake_flush_inlined_data({lake})"),
     ("small files merged", "call ducklake_merge_adjacent_files({lake})"),
     ("files rewritten without deleted rows", "call ducklake_rewrite_data_files({lake})"),
     ("snapshots expired", "call ducklake_expire_snapshots({lake}, older_than => $older_than)"),
     ("old files deleted", "call ducklake_cleanup_old_files({lake}, cleanup_all => true)"),
 )
+
+
+def _fold_outcomes(con: duckdb.DuckDBPyConnection) -> int:
+    """Each id's newest queue outcome into ingest_queue_base, and the outcomes emptied, in one
+    transaction (sql/queue/ducklake/fold_outcomes.sql); how many outcomes were folded."""
+    con.begin()
+    try:
+        [(outcomes,)] = con.execute("select count(*) from ingest_queue_outcomes").fetchall()
+        con.execute(statement("queue/fold_outcomes", DIALECT))
+        con.execute("delete from ingest_queue_outcomes")
+        con.commit()
+    except BaseException:
+        duckdb_writes.rollback_if_open(con)
+        raise
+    return outcomes
 
 
 def maintain(location: str, *, older_than: datetime) -> list[tuple[str, int]]:
@@ -407,13 +445,15 @@ def maintain(location: str, *, older_than: datetime) -> list[tuple[str, int]]:
         attach(con, lake, read_only=False)
         done = []
         for what, call in _MAINTENANCE:
-            sql = call.format(lake=_sql_text(DATABASE))
+            sql = call.format(lake=_sql_text(DATABASE)) if call else ""
+            parameters = {"older_than": older_than} if "$older_than" in sql else None
             try:
-                rows = _retrying_conflicts(
-                    lambda: con.execute(sql, {"older_than": older_than} if "$older_than" in sql else None).fetchall())
+                count = _retrying_conflicts(
+                    (lambda: _fold_outcomes(con)) if call is None else
+                    (lambda: len(con.execute(sql, parameters).fetchall())))
             except duckdb.Error as exc:
                 raise WarehouseError(f"maintenance of {lake.location} ({what}): {_without_secrets(one_line(exc))}") from None
-            done.append((what, len(rows)))
+            done.append((what, count))
         return done
     finally:
-        con.close()
+        close_instance(con)

@@ -79,6 +79,8 @@ class Writer(Protocol):
     thread reads due ids while its writer thread upserts batches)."""
 
     location: str
+    shard: tuple[int, int] | None  # (index, count): only that shard's ids are staged and due
+    commits_retried: int  # writes retried after a conflict with another writer (a lake's), so far
 
     def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
         """Queue the ids not queued yet as `pending`, with where they were first seen; how many were new."""

@@ -65,6 +65,11 @@ def view_files() -> list[Path]:
 
 
 @cache
-def statement(name: str) -> str:
-    """The statement in sql/<name>.sql (`queue/due`, `status/last_runs`...)."""
+def statement(name: str, dialect: str = "duckdb") -> str:
+    """The statement in sql/<name>.sql (`queue/due`, `status/last_runs`...); for the "ducklake"
+    dialect the one in sql/<group>/ducklake/ instead, where the lake needs its own."""
+    group, _, file = name.rpartition("/")
+    own = SQL_DIR / group / dialect / f"{file}.sql"
+    if dialect != "duckdb" and own.is_file():
+        return own.read_text()
     return (SQL_DIR / f"{name}.sql").read_text()

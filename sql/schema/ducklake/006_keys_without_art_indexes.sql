@@ -1,8 +1,16 @@
--- The schema of migrations 000-006 on a DuckLake, created at once: the same tables, columns, types,
--- defaults and NOT NULLs as the DuckDB file's (a query runs unchanged on either), without what
--- DuckLake cannot declare: no PRIMARY KEY (the writer keeps the keys, as on the file since 006) and
--- no CHECK on ingest_queue.status (the writer refuses any other status). A lake records 000-005
--- as applied with this file.
+-- The schema of migrations 000-006 on a DuckLake, created at once: the same tables and views, with
+-- the same columns, types, defaults and NOT NULLs as the DuckDB file's (a query runs unchanged on
+-- either), without what DuckLake cannot declare: no PRIMARY KEY (the writer keeps the keys, as on
+-- the file since 006) and no CHECK on the queue's status (the writer refuses any other status). A
+-- lake records 000-005 as applied with this file.
+--
+-- One difference, for several writers: `ingest_queue` is a view. DuckLake aborts a commit that
+-- inserts into a table another transaction deleted from meanwhile (its conflict check is per table,
+-- not per file, so partitioning the tables by shard would not help), and on the file every batch
+-- updates (deletes and re-inserts) its ids' queue rows: sharded workers then conflicted on almost
+-- every batch (bench/lake.py). So a batch only appends: its outcomes go to ingest_queue_outcomes,
+-- and the view gives each id its newest outcome over ingest_queue_base (the staged ids, and the
+-- outcomes `orusage maintain` has folded in).
 
 create table if not exists schema_migrations (
     version    integer not null,
@@ -74,7 +82,7 @@ create table provider_responses (
     id                  varchar
 );
 
-create table ingest_queue (
+create table ingest_queue_base (
     generation_id    varchar not null,
     first_seen_at    timestamptz not null,
     source           varchar,
@@ -105,3 +113,31 @@ create table ingest_runs (
     responses_429 bigint,
     counts        json
 );
+
+-- One row per outcome a batch recorded (appended, never updated): the newest per id is its status.
+create table ingest_queue_outcomes (
+    generation_id    varchar not null,
+    status           varchar not null,
+    attempts         integer not null,
+    last_http_status integer,
+    last_error       varchar,
+    next_attempt_at  timestamptz,
+    updated_at       timestamptz not null
+);
+
+create view ingest_queue as
+select
+    base.generation_id,
+    base.first_seen_at,
+    base.source,
+    coalesce(newest.status, base.status) as status,
+    coalesce(newest.attempts, base.attempts) as attempts,
+    if(newest.generation_id is null, base.last_http_status, newest.last_http_status) as last_http_status,
+    if(newest.generation_id is null, base.last_error, newest.last_error) as last_error,
+    if(newest.generation_id is null, base.next_attempt_at, newest.next_attempt_at) as next_attempt_at,
+    coalesce(newest.updated_at, base.updated_at) as updated_at
+from ingest_queue_base as base
+left join (
+    select * from ingest_queue_outcomes
+    qualify row_number() over (partition by generation_id order by updated_at desc) = 1
+) as newest using (generation_id);
