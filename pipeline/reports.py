@@ -269,6 +269,11 @@ class Warehouse:
     def __repr__(self) -> str:
         return f"Warehouse({config.redacted(self.path)!r})"
 
+    @property
+    def name(self) -> str:
+        """What to call it in a title: the file's name, or the lake's location (without a password)."""
+        return config.redacted(self.path) if config.is_lake(self.path) else Path(self.path).name
+
     def report(
         self,
         name: str,

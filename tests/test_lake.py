@@ -12,6 +12,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -19,7 +20,8 @@ from lakes import Target, make_target, read
 from pipeline import cli, config, demo, reports, warehouse
 from pipeline.fake_api import Dataset, Faults, start_server
 from pipeline.ingest import ingest
-from pipeline.warehouse import ducklake
+from pipeline.normalize import normalize_bodies
+from pipeline.warehouse import QueueUpdate, duckdb_writes, ducklake
 from pipeline.warehouse.copy import copy_warehouse
 from pipeline.warehouse.duckdb_writes import TABLE_KEYS
 from test_ingest import KEY, assert_warehouse_holds, committed, options, queue_counts, start_ingest, write_logs
@@ -124,6 +126,44 @@ def test_four_shard_workers_at_once_one_killed_and_rerun_load_exactly_the_union_
     assert sum(final.ok_by_id.values()) - 1200 <= 50 + 50 + 4 * 8 + 4
     runs = read(lake, "select outcome, count(*) from ingest_runs group by all")
     assert dict(runs) == {None: 1, "ok": SHARDS, "dry_run": 1}  # the killed run never finished
+
+
+def test_a_batch_whose_commit_conflicts_with_another_writer_is_retried_with_the_batch_intact(lake, monkeypatch):
+    target = lake
+    dataset = Dataset(40, seed=12)
+    first, second = dataset.ids[:20], dataset.ids[20:]
+
+    def batch(ids, extra_cost=0.0):
+        bodies = []
+        for generation_id in ids:
+            body = orjson.loads(dataset.body(generation_id))
+            body["data"]["total_cost"] += extra_cost
+            bodies.append((generation_id, orjson.dumps(body)))
+        return normalize_bodies(bodies), [QueueUpdate(i, "loaded", 1, 200, None, None) for i in ids]
+
+    other = warehouse.open_writer(target.location, data_path=target.data_path)
+    writer = warehouse.open_writer(target.location)
+    other.upsert_batch(*batch(first), run_id="other")
+    write_generations = duckdb_writes.write_generations
+    interfered = []
+
+    def while_the_batch_is_open(con, *args, **kwargs):
+        write_generations(con, *args, **kwargs)
+        if not interfered:  # the other writer rewrites its rows (a --refresh) and commits first
+            interfered.append(True)
+            other.upsert_batch(*batch(first, extra_cost=1.0), run_id="other")
+
+    monkeypatch.setattr(duckdb_writes, "write_generations", while_the_batch_is_open)
+    writer.upsert_batch(*batch(second), run_id="writer")
+    other.close()
+    writer.close()
+
+    assert writer.commits_retried == 1  # DuckLake refused the first commit: a real conflict
+    rows = dict(read(target, "select id, total_cost from generations"))
+    assert len(rows) == 40
+    assert all(rows[i] == dataset.record(i)["total_cost"] + 1.0 for i in first)
+    assert all(rows[i] == dataset.record(i)["total_cost"] for i in second)
+    assert queue_counts(target) == {"loaded": 40}
 
 
 # --- readers and time travel -----------------------------------------------------------------

@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
+import pytest
 
+from lakes import make_target
+from pipeline import warehouse
 from pipeline.fake_api import Dataset
 from pipeline.normalize import normalize_bodies
 from pipeline.warehouse import QueueUpdate
-from pipeline.warehouse.duckdb_file import connect
-from pipeline.warehouse.duckdb_writes import upsert_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "cost_report.ipynb"
@@ -26,15 +27,15 @@ def _render_module():
     return module
 
 
-def test_notebook_runs_every_cell_and_draws_png_charts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["file", "lake_sqlite"])
+def test_notebook_runs_every_cell_and_draws_png_charts(tmp_path: Path, kind: str) -> None:
     dataset = Dataset(3000, seed=7, end=datetime(2026, 8, 1, tzinfo=UTC), days=21)
-    path = tmp_path / "demo.duckdb"
-    con = connect(path)
-    batch = normalize_bodies([(i, dataset.body(i)) for i in dataset.ids])
-    upsert_batch(con, batch, [QueueUpdate(i, "loaded", 1, 200, None, None) for i in dataset.ids], run_id="test")
-    con.close()
+    [target] = make_target(kind, tmp_path)
+    with warehouse.open_writer(target.location, data_path=target.data_path) as writer:
+        batch = normalize_bodies([(i, dataset.body(i)) for i in dataset.ids])
+        writer.upsert_batch(batch, [QueueUpdate(i, "loaded", 1, 200, None, None) for i in dataset.ids], run_id="test")
 
-    nb = _render_module().execute(NOTEBOOK, {"warehouse": str(path)})
+    nb = _render_module().execute(NOTEBOOK, {"warehouse": str(target.location)})
 
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert all(cell.execution_count for cell in code), "every code cell ran"

@@ -158,7 +158,8 @@ def _instance(lake: Lake) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"threads": THREADS, **duckdb_file.OFFLINE})
     try:
         con.execute("set temp_directory = ?", [tempfile.mkdtemp(prefix="orusage-lake-")])
-        con.execute("set enable_progress_bar = false")
+        with contextlib.suppress(duckdb.Error):  # under Jupyter DuckDB refuses it without ipywidgets
+            con.execute("set enable_progress_bar = false")
         _load_extensions(con, lake)
         _create_s3_secret(con)
         con.execute(f"set ducklake_max_retry_count = {LAKE_COMMIT_RETRIES}")
@@ -209,8 +210,10 @@ def attach(con: duckdb.DuckDBPyConnection, lake: Lake, *, read_only: bool, data_
 
 
 def _is_conflict(exc: duckdb.Error) -> bool:
+    """A commit another transaction got in the way of, or a SQLite catalog another process holds
+    locked (SQLite answers "database is locked" at once, it does not wait)."""
     text = str(exc).lower()
-    return isinstance(exc, duckdb.TransactionException) or "conflict" in text
+    return isinstance(exc, duckdb.TransactionException) or "conflict" in text or "database is locked" in text
 
 
 def _retrying_conflicts(work: Callable[[], _T], on_retry: Callable[[], None] = lambda: None) -> _T:
@@ -266,6 +269,7 @@ class Writer:
         self.shard = shard
         self.commits_retried = 0  # statements (batches, run rows, the open) retried after a DuckLake conflict
         self._lock = threading.RLock()
+        self._in_transaction = False  # a dry run's
         self._threads = threading.local()
         if data_path is None and self._lake.exists() is False:
             data_path = f"{self._lake.target}.files/"  # a SQLite catalog's lake: its files beside it
@@ -291,68 +295,65 @@ class Writer:
             con.execute("set TimeZone = 'UTC'")
         return con
 
-    @contextmanager
-    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """This thread's cursor, one statement group at a time; DuckDB's errors as WarehouseError
-        where they are the lake's (the catalog gone, the storage unreachable)."""
+    def _do(self, work: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
+        """work(this thread's cursor), one at a time, again after a conflict (each piece of work is
+        idempotent; not inside a dry run's transaction, which a failure ends); the lake's own errors
+        (the catalog gone, the storage unreachable) as WarehouseError."""
         with self._lock:
             con = self._cursor()
             try:
-                yield con
+                if self._in_transaction:
+                    return work(con)
+                return _retrying_conflicts(lambda: work(con), self._count_retry)
             except (duckdb.IOException, duckdb.ConnectionException, duckdb.HTTPException) as exc:
                 raise WarehouseError(f"the lake {self.location}: {_without_secrets(one_line(exc))}") from None
 
     def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
-        with self._connection() as con:
-            return duckdb_writes.stage_ids(con, found, seen_at=seen_at, shard=self.shard, dialect=DIALECT)
+        found = list(found)
+        return self._do(lambda con: duckdb_writes.stage_ids(con, found, seen_at=seen_at, shard=self.shard,
+                                                            dialect=DIALECT))
 
     def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, int]:
-        with self._connection() as con:
-            return duckdb_writes.due_counts(con, now=now, refresh=refresh, since=since, until=until, shard=self.shard)
+        return self._do(lambda con: duckdb_writes.due_counts(con, now=now, refresh=refresh, since=since, until=until,
+                                                             shard=self.shard))
 
     def due_ids(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                 until: datetime | None = None) -> Iterator[list[str]]:
-        with self._connection() as con:
-            snapshot = duckdb_writes.snapshot_due(con, now=now, refresh=refresh, since=since, until=until,
-                                                  shard=self.shard)
+        snapshot = self._do(lambda con: duckdb_writes.snapshot_due(con, now=now, refresh=refresh, since=since,
+                                                                   until=until, shard=self.shard))
         yield from duckdb_writes.due_chunks(self._cursor(), snapshot)
 
     def failed_waiting(self, *, since: datetime | None = None,
                        until: datetime | None = None) -> tuple[int, datetime | None]:
-        with self._connection() as con:
-            return duckdb_writes.failed_waiting(con, since=since, until=until, shard=self.shard)
+        return self._do(lambda con: duckdb_writes.failed_waiting(con, since=since, until=until, shard=self.shard))
 
     def upsert_batch(self, batch: NormalizedBatch, queue_updates: Sequence[QueueUpdate], *, run_id: str,
                      run_counts: dict[str, int] | None = None) -> None:
         # No run counters in the batch: updating the run's row would delete from ingest_runs, which
         # conflicts with every other worker's writes to it (see sql/schema/ducklake/006); finish_run
         # records them. A killed worker's run so shows none: the queue tells what it committed.
-        with self._connection() as con:
-            _retrying_conflicts(
-                lambda: duckdb_writes.upsert_batch(con, batch, queue_updates, run_id=run_id, dialect=DIALECT),
-                self._count_retry)
+        self._do(lambda con: duckdb_writes.upsert_batch(con, batch, queue_updates, run_id=run_id, dialect=DIALECT))
 
     def copy_rows(self, table: str, rows: pl.DataFrame) -> int:
-        with self._connection() as con:
-            return _retrying_conflicts(lambda: duckdb_writes.copy_rows(con, table, rows, DIALECT), self._count_retry)
+        return self._do(lambda con: duckdb_writes.copy_rows(con, table, rows, DIALECT))
 
     def start_run(self, *, options: dict[str, Any]) -> str:
-        with self._connection() as con:
-            return _retrying_conflicts(lambda: duckdb_writes.start_run(con, options=options), self._count_retry)
+        return self._do(lambda con: duckdb_writes.start_run(con, options=options))
 
     def finish_run(self, run_id: str, *, counts: dict[str, Any], outcome: str) -> None:
-        with self._connection() as con:
-            _retrying_conflicts(lambda: duckdb_writes.finish_run(con, run_id, counts=counts, outcome=outcome),
-                                self._count_retry)
+        self._do(lambda con: duckdb_writes.finish_run(con, run_id, counts=counts, outcome=outcome))
 
     @contextmanager
     def rolled_back(self) -> Iterator[None]:
-        with self._connection() as con:
+        with self._lock:
+            con = self._cursor()
             con.begin()
+            self._in_transaction = True
             try:
                 yield
             finally:
+                self._in_transaction = False
                 duckdb_writes.rollback_if_open(con)
 
     def close(self) -> None:
