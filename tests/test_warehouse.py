@@ -414,8 +414,8 @@ def test_a_batch_that_repeats_a_key_is_refused_before_anything_is_written(con):
 def test_a_failing_batch_leaves_nothing_behind(con, monkeypatch):
     write(con, [body(gen_id(1))])
     real_statement = duckdb_writes.statement
-    monkeypatch.setattr(duckdb_writes, "statement", lambda name: "select no_such_column from ingest_queue"
-                        if name == "queue/insert_unqueued" else real_statement(name))
+    monkeypatch.setattr(duckdb_writes, "statement", lambda name, *dialect: "select no_such_column from ingest_queue"
+                        if name == "queue/insert_unqueued" else real_statement(name, *dialect))
     with pytest.raises(duckdb.Error):
         write(con, [body(gen_id(1), tokens_prompt=7), body(gen_id(2))])
     assert con.execute("select id, tokens_prompt from generations").fetchall() == [(gen_id(1), 65)]

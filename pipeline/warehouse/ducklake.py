@@ -150,12 +150,13 @@ def _without_secrets(text: str) -> str:
     return config.redacted(text)
 
 
-def _instance(lake: Lake) -> duckdb.DuckDBPyConnection:
+def _instance(lake: Lake, *, threads: int | None = THREADS) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB for one lake connection, spilling into a folder of its own: DuckDB's
     default, `.tmp` in the working directory, would be shared by every worker started there (two
     of them overwrote each other's spilled blocks: "Could not read enough bytes", then a crash).
-    close_instance() removes it."""
-    con = duckdb.connect(config={"threads": THREADS, **duckdb_file.OFFLINE})
+    close_instance() removes it. `threads`: a writer's (see duckdb_writes.THREADS); None, DuckDB's
+    default (every core), for a reader."""
+    con = duckdb.connect(config={**({"threads": threads} if threads else {}), **duckdb_file.OFFLINE})
     try:
         con.execute("set temp_directory = ?", [tempfile.mkdtemp(prefix="orusage-lake-")])
         with contextlib.suppress(duckdb.Error):  # under Jupyter DuckDB refuses it without ipywidgets
@@ -381,7 +382,7 @@ class Reader(duckdb_file.Reader):
         self.waited_s = 0.0
         if lake.exists() is False:
             raise WarehouseNotFoundError(f"no warehouse at {lake.location}")
-        self._con = _instance(lake)
+        self._con = _instance(lake, threads=None)
         try:
             attach(self._con, lake, read_only=True, at=at)
             if not check_readable(self._con, lake.location, DIALECT):
