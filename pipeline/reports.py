@@ -261,10 +261,10 @@ class Warehouse:
     """
 
     def __init__(self, path: str | Path | None = None, *, lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S,
-                 at: int | datetime | None = None) -> None:
+                 at: int | str | datetime | None = None) -> None:
         self.path = config.warehouse_path(path)
         self.lock_timeout_s = lock_timeout_s
-        self.at = at
+        self.at = config.parse_at(at) if isinstance(at, str) else at
 
     def __repr__(self) -> str:
         return f"Warehouse({config.redacted(self.path)!r})"

@@ -74,6 +74,15 @@ def _postgres_s3_target(tmp_path: Path) -> Iterator[Target]:
                        capture_output=True)
 
 
+def secrets_of(target: Target) -> list[str]:
+    """The secrets a lake target was opened with (its catalog password, the S3 secret key): none of
+    them may end up in the warehouse."""
+    if target.kind != "lake_postgres_s3":
+        return []
+    passwords = [part.split("=", 1)[1] for part in str(target.location).split() if part.startswith("password=")]
+    return [*passwords, *filter(None, [os.environ.get("PGPASSWORD"), os.environ.get("AWS_SECRET_ACCESS_KEY")])]
+
+
 def read(target: Target | Path | str, sql: str, parameters: list[object] | None = None) -> list[tuple]:
     """Rows of a query on the warehouse, through a reader (as reports see it)."""
     location = target.location if isinstance(target, Target) else target

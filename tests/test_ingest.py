@@ -148,7 +148,7 @@ def test_through_20_percent_faults_and_404_lag_the_warehouse_equals_the_api_and_
     assert_warehouse_holds(path, dataset)
     runs = read(path, "select outcome, ids_due, loaded, requests from ingest_runs order by started_at")
     assert runs == [("ok", 1000, 1000, first.progress.requests), ("ok", 0, 0, 0)]
-    assert_key_nowhere(path, KEY)
+    assert_key_nowhere(path, KEY, *lakes.secrets_of(target))
 
 
 def test_missing_ids_end_not_found_and_are_rechecked_an_hour_later_until_a_week_old(tmp_path):

@@ -17,13 +17,16 @@ notebook call). What each backend must guarantee:
   they do not find stored (DuckLake declares no keys at all; the DuckDB file keeps none either, see
   sql/schema/006): a batch must not repeat a key (ValueError).
 - **Readers during loads.** A reader opened while a writer runs answers from the writer's last
-  committed batch, within its `lock_timeout_s`; past it, WarehouseLockedError names the writer
-  and how long the reader waited. A reader cannot change the warehouse or reach other files.
+  committed batch: on the DuckDB file within its `lock_timeout_s` (past it, WarehouseLockedError
+  names the writer and how long the reader waited), on a lake at once, from its last snapshot (or
+  an older one: `at`). A reader cannot change the warehouse or reach other files.
 - **Errors.** Everything a caller must handle about the warehouse itself (missing, locked, too
   new, not a warehouse, unreachable) is a WarehouseError with a one-line message; a reader's SQL
   that fails is a QueryError. No database library's exception reaches a caller.
-- **Several writers** (DuckLake): each writes its own ids (`--shard`); on the DuckDB file one writer
-  at a time (a second one waits up to its `lock_timeout_s`, then WarehouseLockedError).
+- **Several writers** (DuckLake): each writes its own ids (`--shard`), and a batch only appends
+  (sql/schema/ducklake/006), so writers do not abort each other's commits; a write that conflicts
+  anyway is retried whole (`commits_retried`). On the DuckDB file one writer at a time (a second
+  one waits up to its `lock_timeout_s`, then WarehouseLockedError).
 """
 
 from __future__ import annotations
