@@ -166,6 +166,28 @@ def test_a_batch_whose_commit_conflicts_with_another_writer_is_retried_with_the_
     assert queue_counts(target) == {"loaded": 40}
 
 
+def test_four_workers_opening_a_new_lake_at_once_migrate_it_once(lake):
+    errors: list[BaseException] = []
+
+    def open_and_close() -> None:
+        try:
+            warehouse.open_writer(lake.location, data_path=lake.data_path).close()
+        except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_close) for _ in range(SHARDS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    versions = read(lake, "select version, count(*) from schema_migrations group by all order by 1")
+    assert versions == [(version, 1) for version in range(7)]
+    [(views,)] = read(lake, "select count(*) from duckdb_views() where database_name = current_database() "
+                            "and view_name = 'spend_by_model'")
+    assert views == 1
+
+
 # --- readers and time travel -----------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ only without them does DuckDB try to install them from the network.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -47,7 +48,7 @@ _T = TypeVar("_T")
 
 DIALECT = "ducklake"
 # DuckLake's own retries of a commit that lost the race for the next snapshot id (its defaults are
-# the same today: set here so that they stay what was measured, bench/lake_shards.py).
+# the same today: set here so that they stay what was measured, bench/lake.py).
 LAKE_COMMIT_RETRIES = 10
 LAKE_RETRY_WAIT_MS = 100
 LAKE_RETRY_BACKOFF = 1.5
@@ -200,7 +201,7 @@ def attach(con: duckdb.DuckDBPyConnection, lake: Lake, *, read_only: bool, data_
         con.execute(f"attach {_sql_text(config.LAKE_PREFIX + lake.catalog + ':' + lake.target)} as {DATABASE}{listed}")
     except duckdb.Error as exc:
         message = _without_secrets(one_line(exc))
-        if read_only and "does not exist" in message.lower() or "no snapshot" in message.lower():
+        if (read_only and "does not exist" in message.lower()) or "no snapshot" in message.lower():
             raise WarehouseNotFoundError(f"no warehouse at {lake.location} ({message})") from None
         if "data_path is not set" in message:
             raise WarehouseError(f"{lake.location} holds no lake yet: create it with --data-path DIR or "
@@ -217,7 +218,14 @@ def _is_conflict(exc: duckdb.Error) -> bool:
     return isinstance(exc, duckdb.TransactionException) or "conflict" in text or "database is locked" in text
 
 
-def _retrying_conflicts(work: Callable[[], _T], on_retry: Callable[[], None] = lambda: None) -> _T:
+def _is_conflict_or_created(exc: duckdb.Error) -> bool:
+    """While a lake is prepared, also an object another writer created meanwhile (two workers
+    migrating a new lake at once: the second sees the first's tables)."""
+    return _is_conflict(exc) or (isinstance(exc, duckdb.CatalogException) and "already exists" in str(exc))
+
+
+def _retrying_conflicts(work: Callable[[], _T], on_retry: Callable[[], None] = lambda: None,
+                        retry_on: Callable[[duckdb.Error], bool] = _is_conflict) -> _T:
     """work(), again while DuckLake reports a conflict with another transaction (up to
     CONFLICT_RETRIES times, backing off); `work` must be idempotent (a batch is)."""
     wait_s = CONFLICT_FIRST_WAIT_S
@@ -225,7 +233,7 @@ def _retrying_conflicts(work: Callable[[], _T], on_retry: Callable[[], None] = l
         try:
             return work()
         except duckdb.Error as exc:
-            if not _is_conflict(exc) or attempt == CONFLICT_RETRIES:
+            if not retry_on(exc) or attempt == CONFLICT_RETRIES:
                 raise
             on_retry()
             _sleep(wait_s)
@@ -237,8 +245,6 @@ def _retrying_conflicts(work: Callable[[], _T], on_retry: Callable[[], None] = l
 
 
 def _objects_fingerprint() -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     for file in [*macro_files(), *view_files()]:
         digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
@@ -263,8 +269,7 @@ class Writer:
     """An ingest run's lake (interface.Writer). One process may run several against one lake when
     each has its own shard; DuckLake keeps their transactions apart."""
 
-    def __init__(self, location: str, *, data_path: str | None = None, lock_timeout_s: float = 0,
-                 shard: tuple[int, int] | None = None) -> None:
+    def __init__(self, location: str, *, data_path: str | None = None, shard: tuple[int, int] | None = None) -> None:
         self._lake = Lake(location)
         self.location = self._lake.location
         self.shard = shard
@@ -276,15 +281,32 @@ class Writer:
             data_path = f"{self._lake.target}.files/"  # a SQLite catalog's lake: its files beside it
         self._instance = _instance(self._lake)
         try:
-            attach(self._instance, self._lake, read_only=False, data_path=data_path)
-            self._instance.execute("set TimeZone = 'UTC'")
-            _retrying_conflicts(lambda: _prepare(self._instance, self._lake), self._count_retry)
+            self._attach_while_created_elsewhere(data_path)
+            _retrying_conflicts(lambda: _prepare(self._instance, self._lake), self._count_retry,
+                                retry_on=_is_conflict_or_created)
         except duckdb.Error as exc:
             close_instance(self._instance)
             raise WarehouseError(f"cannot prepare the lake {self.location}: {_without_secrets(one_line(exc))}") from None
         except BaseException:
             close_instance(self._instance)
             raise
+
+    def _attach_while_created_elsewhere(self, data_path: str | None) -> None:
+        """Attach the lake; again while another worker is creating it at this very moment (DuckLake
+        creates its catalog tables at the first ATTACH, and the loser of that race fails with
+        "already exists" / "duplicate key")."""
+        wait_s = CONFLICT_FIRST_WAIT_S
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                attach(self._instance, self._lake, read_only=False, data_path=data_path)
+                return
+            except WarehouseError as exc:
+                if attempt == CONFLICT_RETRIES or not any(
+                        sign in str(exc) for sign in ("already exists", "duplicate key")):
+                    raise
+                self._count_retry()
+                _sleep(wait_s)
+                wait_s *= 2
 
     def _count_retry(self) -> None:
         self.commits_retried += 1

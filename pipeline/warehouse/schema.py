@@ -91,6 +91,10 @@ def migrate(con: duckdb.DuckDBPyConnection, path: Path | str, dialect: str = "du
                 continue
             try:
                 con.execute(file.read_text())
+            except duckdb.CatalogException as exc:
+                if dialect != "duckdb" and "already exists" in str(exc):
+                    raise  # a lake another writer migrated at the same moment: the caller retries
+                raise WarehouseError(f"{file}: migration failed: {one_line(exc)}") from None
             except duckdb.Error as exc:
                 raise WarehouseError(f"{file}: migration failed: {one_line(exc)}") from None
             con.executemany("insert into schema_migrations (version, name) values (?, ?)", folded)
@@ -138,6 +142,8 @@ def _create_in_order(con: duckdb.DuckDBPyConnection, statements: list[tuple[Path
             except duckdb.CatalogException as exc:
                 failed.append((file, sql))
                 errors.append(f"{file}: {one_line(exc)}")
+            except duckdb.TransactionException:
+                raise  # another writer created it at the same moment (a lake's): the caller retries
             except duckdb.Error as exc:
                 raise WarehouseError(f"{file}: {one_line(exc)}") from None
         if len(failed) == len(waiting):
