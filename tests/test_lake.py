@@ -214,6 +214,9 @@ def test_query_at_a_snapshot_or_a_time_answers_as_the_lake_was_then(tmp_path):
     assert at_time.exit_code == 0, at_time.output
     assert reports.Warehouse(target.location, at=before_second).sql(count)["n"].to_list() == [300]
     assert reports.Warehouse(target.location, at=between.isoformat()).sql(count)["n"].to_list() == [300]
+    for before_any in ("99999", "2000-01-01"):
+        result = runner.invoke(cli.cli, ["query", count, "--warehouse", target.location, "--at", before_any])
+        assert result.exit_code == 2 and "has no snapshot at" in result.output, result.output
     on_file = runner.invoke(cli.cli, ["query", count, "--warehouse", str(tmp_path / "w.duckdb"), "--at", "1"])
     assert on_file.exit_code == 2 and "needs a DuckLake warehouse" in on_file.output
 

@@ -201,6 +201,10 @@ def attach(con: duckdb.DuckDBPyConnection, lake: Lake, *, read_only: bool, data_
         con.execute(f"attach {_sql_text(config.LAKE_PREFIX + lake.catalog + ':' + lake.target)} as {DATABASE}{listed}")
     except duckdb.Error as exc:
         message = _without_secrets(one_line(exc))
+        if at is not None and "no snapshot found" in message.lower():
+            raise WarehouseError(f"the lake {lake.location} has no snapshot at {at} (its first is later, or it "
+                                 "was expired by `orusage maintain`; `ducklake_snapshots('warehouse')` lists them)"
+                                 ) from None
         if (read_only and "does not exist" in message.lower()) or "no snapshot" in message.lower():
             raise WarehouseNotFoundError(f"no warehouse at {lake.location} ({message})") from None
         if "data_path is not set" in message:
