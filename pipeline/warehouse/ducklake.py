@@ -74,9 +74,10 @@ class Lake:
         checked = config.check_warehouse_path(location)
         if not config.is_lake(checked):
             raise WarehouseError(f"{location!r} is not a DuckLake location")
-        self.attach_target = str(checked)
-        self.catalog, _, self.target = self.attach_target[len(config.LAKE_PREFIX):].partition(":")
-        self.location = config.redacted(self.attach_target)
+        self.catalog, _, self.target = str(checked)[len(config.LAKE_PREFIX):].partition(":")
+        if self.catalog == "sqlite":  # the catalog file, wherever the command runs from
+            self.target = str(Path(self.target).expanduser().resolve())
+        self.location = config.redacted(f"{config.LAKE_PREFIX}{self.catalog}:{self.target}")
 
     def exists(self) -> bool | None:
         """Whether a lake is there (None: only attaching can tell, for PostgreSQL)."""
@@ -283,6 +284,9 @@ class Writer:
         self._threads = threading.local()
         if data_path is None and self._lake.exists() is False:
             data_path = f"{self._lake.target}.files/"  # a SQLite catalog's lake: its files beside it
+        if data_path and "://" not in data_path:
+            # DuckLake keeps the path as given: a relative one would be read from each reader's own folder
+            data_path = str(Path(data_path).expanduser().resolve()) + "/"
         self._instance = _instance(self._lake)
         try:
             self._attach_while_created_elsewhere(data_path)
