@@ -481,10 +481,11 @@ def due_counts(
     since: datetime | None = None,
     until: datetime | None = None,
     shard: Shard | None = None,
+    dialect: str = "duckdb",
 ) -> dict[str, int]:
     """How many ids due_ids would yield, by status (sql/queue/due.sql)."""
     rows = con.execute(
-        f"select status, count(*) from ({statement('queue/due')}) group by status order by status",
+        f"select status, count(*) from ({statement('queue/due', dialect)}) group by status order by status",
         _due_parameters(now, refresh, since, until, shard),
     ).fetchall()
     return dict(rows)
@@ -498,12 +499,13 @@ def snapshot_due(
     since: datetime | None = None,
     until: datetime | None = None,
     shard: Shard | None = None,
+    dialect: str = "duckdb",
 ) -> str:
     """Copy the due ids (sql/queue/due.sql), in the order they were queued, into a temp table of
     `con`'s; returns its name. It needs no open file afterwards: read it with due_chunks."""
     snapshot = f"_orusage_due_{secrets.token_hex(4)}"
     con.execute(
-        f"create temp table {snapshot} as select generation_id from ({statement('queue/due')})",
+        f"create temp table {snapshot} as select generation_id from ({statement('queue/due', dialect)})",
         _due_parameters(now, refresh, since, until, shard),
     )
     return snapshot

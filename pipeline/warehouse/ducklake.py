@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import math
 import os
 import shutil
 import tempfile
@@ -56,6 +57,8 @@ LAKE_RETRY_BACKOFF = 1.5
 # that other workers are migrating at the same moment.
 CONFLICT_RETRIES = 8
 CONFLICT_FIRST_WAIT_S = 0.05
+# Queue outcomes folded into the queue's base table per transaction (fold_outcomes).
+FOLD_CHUNK_OUTCOMES = 200_000
 
 _EXTENSIONS = {"postgres": ("ducklake", "postgres_scanner"), "sqlite": ("ducklake", "sqlite_scanner")}
 _OPTIONAL_EXTENSIONS = ("httpfs",)  # for data on S3
@@ -270,6 +273,31 @@ def _prepare(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     con.execute(f"comment on view {_OBJECTS_COMMENT_VIEW} is {_sql_text(fingerprint)}")
 
 
+def fold_outcomes(con: duckdb.DuckDBPyConnection) -> int:
+    """Each id's newest queue outcome into ingest_queue_base, and those outcomes deleted
+    (sql/queue/ducklake/fold_outcomes.sql); how many were folded. None: nothing is written, so N
+    workers starting together do not conflict once the first has folded.
+
+    Every writer does it when it opens the lake, so the ingest_queue view and the due ids read one
+    night's outcomes, not every outcome ever (3,000,000 of them unfolded held 500 MB). DuckLake's
+    UPDATE does not spill (it failed under a memory limit), so the outcomes are folded
+    FOLD_CHUNK_OUTCOMES at a time: one transaction per share of the ids (in_shard)."""
+    [(outcomes,)] = con.execute("select count(*) from ingest_queue_outcomes").fetchall()
+    shares = max(1, math.ceil(outcomes / FOLD_CHUNK_OUTCOMES))
+    for share in range(shares if outcomes else 0):
+        parameters = {"shard_index": share, "shard_count": shares}
+        con.begin()
+        try:
+            con.execute(statement("queue/fold_outcomes", DIALECT), parameters)
+            con.execute("delete from ingest_queue_outcomes where in_shard(generation_id, $shard_index, $shard_count)",
+                        parameters)
+            con.commit()
+        except BaseException:
+            duckdb_writes.rollback_if_open(con)
+            raise
+    return outcomes
+
+
 class Writer:
     """An ingest run's lake (interface.Writer). One process may run several against one lake when
     each has its own shard; DuckLake keeps their transactions apart."""
@@ -292,6 +320,7 @@ class Writer:
             self._attach_while_created_elsewhere(data_path)
             _retrying_conflicts(lambda: _prepare(self._instance, self._lake), self._count_retry,
                                 retry_on=_is_conflict_or_created)
+            _retrying_conflicts(lambda: fold_outcomes(self._instance), self._count_retry)
         except duckdb.Error as exc:
             close_instance(self._instance)
             raise WarehouseError(f"cannot prepare the lake {self.location}: {_without_secrets(one_line(exc))}") from None
@@ -347,12 +376,12 @@ class Writer:
     def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, int]:
         return self._do(lambda con: duckdb_writes.due_counts(con, now=now, refresh=refresh, since=since, until=until,
-                                                             shard=self.shard))
+                                                             shard=self.shard, dialect=DIALECT))
 
     def due_ids(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                 until: datetime | None = None) -> Iterator[list[str]]:
         snapshot = self._do(lambda con: duckdb_writes.snapshot_due(con, now=now, refresh=refresh, since=since,
-                                                                   until=until, shard=self.shard))
+                                                                   until=until, shard=self.shard, dialect=DIALECT))
         yield from duckdb_writes.due_chunks(self._cursor(), snapshot)
 
     def failed_waiting(self, *, since: datetime | None = None,
@@ -452,21 +481,6 @@ _MAINTENANCE = (
 )
 
 
-def _fold_outcomes(con: duckdb.DuckDBPyConnection) -> int:
-    """Each id's newest queue outcome into ingest_queue_base, and the outcomes emptied, in one
-    transaction (sql/queue/ducklake/fold_outcomes.sql); how many outcomes were folded."""
-    con.begin()
-    try:
-        [(outcomes,)] = con.execute("select count(*) from ingest_queue_outcomes").fetchall()
-        con.execute(statement("queue/fold_outcomes", DIALECT))
-        con.execute("delete from ingest_queue_outcomes")
-        con.commit()
-    except BaseException:
-        duckdb_writes.rollback_if_open(con)
-        raise
-    return outcomes
-
-
 def maintain(location: str, *, older_than: datetime) -> list[tuple[str, int]]:
     """Run DuckLake's maintenance on the lake (see _MAINTENANCE); what each step did, as the number
     of rows its function returned (files, snapshots). Snapshots from `older_than` on are kept:
@@ -481,7 +495,7 @@ def maintain(location: str, *, older_than: datetime) -> list[tuple[str, int]]:
             parameters = {"older_than": older_than} if "$older_than" in sql else None
             try:
                 count = _retrying_conflicts(
-                    (lambda: _fold_outcomes(con)) if call is None else
+                    (lambda: fold_outcomes(con)) if call is None else
                     (lambda: len(con.execute(sql, parameters).fetchall())))
             except duckdb.Error as exc:
                 raise WarehouseError(f"maintenance of {lake.location} ({what}): {_without_secrets(one_line(exc))}") from None
