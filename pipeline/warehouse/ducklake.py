@@ -5,12 +5,13 @@ catalog afterwards.
 
 A writer is an in-memory DuckDB with the lake attached: every batch is one DuckLake transaction
 (one snapshot), through the same writes as the DuckDB file (duckdb_writes), and sharded writers
-(`shard`, see sql/macros/shard_of.sql) write disjoint ids, so each one only ever deletes from data
-files of its own batches. Commits racing for the catalog are retried by DuckLake itself
-(LAKE_COMMIT_RETRIES and friends); a real conflict that still escapes (two transactions deleting
-from one file, after `orusage maintain` merged files of several shards) is retried here, batch
-intact. Readers attach the lake read-only at its last snapshot, or at an older one (`at`), and
-never wait for a writer.
+(`shard`, sql/macros/in_shard.sql) write disjoint ids. DuckLake aborts a commit that inserts into a
+table another transaction deleted from meanwhile (its check is per table), so a batch only appends:
+its queue outcomes go to a ledger behind the ingest_queue view (sql/schema/ducklake/006), and the
+run's counters are written at its end. Commits racing for the catalog are retried by DuckLake itself
+(LAKE_COMMIT_RETRIES and friends); a conflict that still escapes (a --refresh rewriting rows, a
+`maintain`, a writer folding outcomes) is retried here, the batch intact. Readers attach the lake
+read-only at its last snapshot, or at an older one (`at`), and never wait for a writer.
 
 The extensions come from the `orusage[lake]` extra's wheels (duckdb-extension-*), loaded by path;
 only without them does DuckDB try to install them from the network.
