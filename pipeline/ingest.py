@@ -181,7 +181,7 @@ def ingest(
     in a temporary folder."""
     with contextlib.ExitStack() as stack:
         path = options.warehouse_path
-        if options.dry_run and not warehouse.is_lake(path) and not path.exists():
+        if options.dry_run and not config.is_lake(path) and not path.exists():
             path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="orusage-dry-run-"))) / path.name
         store = warehouse.open_writer(path, lock_timeout_s=options.lock_timeout_s, data_path=options.data_path,
                                       shard=options.shard)

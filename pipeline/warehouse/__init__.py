@@ -27,8 +27,8 @@ from pipeline.warehouse.interface import (
 
 __all__ = [
     "NOT_FOUND_GIVE_UP_AFTER", "QUEUE_STATUSES", "QueryError", "QueueUpdate", "Reader", "WarehouseError",
-    "WarehouseLockedError", "WarehouseNotFoundError", "WarehouseTooNewError", "Writer", "is_lake", "open_reader",
-    "open_writer", "maintain", "Shard",
+    "WarehouseLockedError", "WarehouseNotFoundError", "WarehouseTooNewError", "Writer", "open_reader", "open_writer",
+    "maintain", "Shard",
 ]  # fmt: skip
 
 
@@ -64,10 +64,6 @@ def open_reader(location: str | Path, *, lock_timeout_s: float = config.READ_LOC
     from pipeline.warehouse import duckdb_file
 
     return duckdb_file.Reader(location, lock_timeout_s=lock_timeout_s)
-
-
-def is_lake(location: str | Path) -> bool:
-    return config.is_lake(location)
 
 
 def maintain(location: str | Path, *, keep_snapshots: timedelta) -> list[tuple[str, int]]:

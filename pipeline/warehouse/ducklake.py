@@ -41,6 +41,7 @@ import polars as pl
 from pipeline import config
 from pipeline.normalize import NormalizedBatch
 from pipeline.warehouse import duckdb_file, duckdb_writes
+from pipeline.warehouse.duckdb_file import _sql_text
 from pipeline.warehouse.duckdb_writes import DATABASE, THREADS
 from pipeline.warehouse.interface import QueueUpdate, WarehouseError, WarehouseNotFoundError
 from pipeline.warehouse.schema import check_readable, create_macros_and_views, migrate, one_line
@@ -145,10 +146,6 @@ def _sql_value(value: object) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else _sql_text(str(value))
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _without_secrets(text: str) -> str:
     for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD"):
         if secret := os.environ.get(name):
@@ -220,28 +217,31 @@ def attach(con: duckdb.DuckDBPyConnection, lake: Lake, *, read_only: bool, data_
     con.execute("set TimeZone = 'UTC'")
 
 
-def _is_conflict(exc: duckdb.Error) -> bool:
+def _is_conflict(exc: Exception) -> bool:
     """A commit another transaction got in the way of, or a SQLite catalog another process holds
     locked (SQLite answers "database is locked" at once, it does not wait)."""
     text = str(exc).lower()
-    return isinstance(exc, duckdb.TransactionException) or "conflict" in text or "database is locked" in text
+    return isinstance(exc, duckdb.Error) and (
+        isinstance(exc, duckdb.TransactionException) or "conflict" in text or "database is locked" in text)
 
 
-def _is_conflict_or_created(exc: duckdb.Error) -> bool:
-    """While a lake is prepared, also an object another writer created meanwhile (two workers
-    migrating a new lake at once: the second sees the first's tables)."""
-    return _is_conflict(exc) or (isinstance(exc, duckdb.CatalogException) and "already exists" in str(exc))
+def _is_conflict_or_created(exc: Exception) -> bool:
+    """While a lake is opened, also what another writer created meanwhile: two workers opening a
+    new lake at once, the second sees the first's catalog tables (DuckLake creates them at the
+    first ATTACH: "already exists", "duplicate key") or its migrated tables."""
+    return _is_conflict(exc) or (isinstance(exc, (duckdb.CatalogException, WarehouseError)) and any(
+        sign in str(exc) for sign in ("already exists", "duplicate key")))
 
 
 def _retrying_conflicts(work: Callable[[], _T], on_retry: Callable[[], None] = lambda: None,
-                        retry_on: Callable[[duckdb.Error], bool] = _is_conflict) -> _T:
+                        retry_on: Callable[[Exception], bool] = _is_conflict) -> _T:
     """work(), again while DuckLake reports a conflict with another transaction (up to
     CONFLICT_RETRIES times, backing off); `work` must be idempotent (a batch is)."""
     wait_s = CONFLICT_FIRST_WAIT_S
     for attempt in range(CONFLICT_RETRIES + 1):
         try:
             return work()
-        except duckdb.Error as exc:
+        except (duckdb.Error, WarehouseError) as exc:
             if not retry_on(exc) or attempt == CONFLICT_RETRIES:
                 raise
             on_retry()
@@ -318,7 +318,8 @@ class Writer:
             data_path = str(Path(data_path).expanduser().resolve()) + "/"
         self._instance = _instance(self._lake)
         try:
-            self._attach_while_created_elsewhere(data_path)
+            _retrying_conflicts(lambda: attach(self._instance, self._lake, read_only=False, data_path=data_path),
+                                self._count_retry, retry_on=_is_conflict_or_created)
             _retrying_conflicts(lambda: _prepare(self._instance, self._lake), self._count_retry,
                                 retry_on=_is_conflict_or_created)
             _retrying_conflicts(lambda: fold_outcomes(self._instance), self._count_retry)
@@ -328,23 +329,6 @@ class Writer:
         except BaseException:
             close_instance(self._instance)
             raise
-
-    def _attach_while_created_elsewhere(self, data_path: str | None) -> None:
-        """Attach the lake; again while another worker is creating it at this very moment (DuckLake
-        creates its catalog tables at the first ATTACH, and the loser of that race fails with
-        "already exists" / "duplicate key")."""
-        wait_s = CONFLICT_FIRST_WAIT_S
-        for attempt in range(CONFLICT_RETRIES + 1):
-            try:
-                attach(self._instance, self._lake, read_only=False, data_path=data_path)
-                return
-            except WarehouseError as exc:
-                if attempt == CONFLICT_RETRIES or not any(
-                        sign in str(exc) for sign in ("already exists", "duplicate key")):
-                    raise
-                self._count_retry()
-                _sleep(wait_s)
-                wait_s *= 2
 
     def _count_retry(self) -> None:
         self.commits_retried += 1

@@ -91,10 +91,6 @@ def migrate(con: duckdb.DuckDBPyConnection, path: Path | str, dialect: str = "du
                 continue
             try:
                 con.execute(file.read_text())
-            except duckdb.CatalogException as exc:
-                if dialect != "duckdb" and "already exists" in str(exc):
-                    raise  # a lake another writer migrated at the same moment: the caller retries
-                raise WarehouseError(f"{file}: migration failed: {one_line(exc)}") from None
             except duckdb.Error as exc:
                 raise WarehouseError(f"{file}: migration failed: {one_line(exc)}") from None
             con.executemany("insert into schema_migrations (version, name) values (?, ?)", folded)
