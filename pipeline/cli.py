@@ -95,14 +95,16 @@ class _InputError(click.ClickException):
     exit_code = ExitCode.USAGE
 
 
-def _remember_warehouse(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def _remember_warehouse(ctx: click.Context, param: click.Parameter, value: str) -> Path | str:
+    """The checked location (a Path for a file, the `ducklake:` text for a lake); a file's folder is
+    where a crash's traceback goes."""
     try:
-        config.check_warehouse_path(value)
+        location = config.check_warehouse_path(value)
     except config.WarehousePathError as e:
         raise click.BadParameter(config.redacted(str(e))) from None
-    if not config.is_lake(value):
+    if not config.is_lake(location):
         ctx.find_root().meta[_WAREHOUSE_META] = value
-    return value
+    return location
 
 
 _LAKE_HELP = " Or a DuckLake: ducklake:postgres:'dbname=... host=...' or ducklake:sqlite:FILE."
@@ -152,7 +154,7 @@ def _read_options(f):  # the options `report` and `query` share
 @_read_options
 def report_command(name: str | None, list_reports: bool, since: str | None, until: str | None, by: str | None,
                    model: str | None, provider: str | None, top: int | None, fmt: str, output_path: str | None,
-                   warehouse: str, lock_timeout: float, at) -> None:
+                   warehouse: Path | str, lock_timeout: float, at) -> None:
     """Run the named report over a window of the warehouse (default: the last 30 days of data)."""
     from pipeline import output, reports, warehouse as wh
 
@@ -172,7 +174,7 @@ def report_command(name: str | None, list_reports: bool, since: str | None, unti
 @cli.command("query")
 @click.argument("sql")
 @_read_options
-def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str, lock_timeout: float, at) -> None:
+def query_command(sql: str, fmt: str, output_path: str | None, warehouse: Path | str, lock_timeout: float, at) -> None:
     """Run one read-only SQL statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE); '-' reads it from stdin.
 
     Only the warehouse can be read: the query runs with DuckDB's external access off, so it can
@@ -188,7 +190,7 @@ def query_command(sql: str, fmt: str, output_path: str | None, warehouse: str, l
         raise _InputError(errors.one_line(e)) from None
 
 
-def _refuse_output_over(warehouse: str, output_path: str | None) -> None:
+def _refuse_output_over(warehouse: Path | str, output_path: str | None) -> None:
     """--output must not name the warehouse (or its WAL): writing there would replace it."""
     if output_path is None or config.is_lake(warehouse):
         return
@@ -313,7 +315,7 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--json", "as_json", is_flag=True,
               help="Print the run summary as JSON on stdout (an error as {\"outcome\": \"error\", ...}).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary on stderr.")
-def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None, concurrency: int,
+def ingest_command(paths: tuple[str, ...], warehouse: Path | str, base_url: str | None, concurrency: int,
                    max_rps: float | None, since, until, refresh: bool, dry_run: bool, batch_size: int,
                    lock_timeout: float, data_path: str | None, shard, as_json: bool, quiet: bool) -> None:
     """Find generation ids in PATHS (files, folders, globs, - for stdin) and load their metadata.
@@ -337,7 +339,7 @@ def ingest_command(paths: tuple[str, ...], warehouse: str, base_url: str | None,
             fail(click.UsageError(str(e)))
         api_key = None
     options = ingest.IngestOptions(
-        paths=paths, warehouse_path=config.check_warehouse_path(warehouse), data_path=data_path, shard=shard,
+        paths=paths, warehouse_path=warehouse, data_path=data_path, shard=shard,
         base_url=base_url, concurrency=concurrency, max_rps=max_rps,
         since=since, until=until, refresh=refresh, dry_run=dry_run, batch_size=batch_size,
         lock_timeout_s=lock_timeout)
@@ -389,7 +391,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 @_READ_LOCK_TIMEOUT_OPTION
 @_AT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def status_command(warehouse: str, lock_timeout: float, at, as_json: bool) -> None:
+def status_command(warehouse: Path | str, lock_timeout: float, at, as_json: bool) -> None:
     """What the warehouse holds: queue by status, date range and totals, last runs, failures by reason."""
     from pipeline import progress, reports
 
@@ -406,13 +408,13 @@ def status_command(warehouse: str, lock_timeout: float, at, as_json: bool) -> No
 @_warehouse_option("The warehouse the demo loads, replaced on every run (never one that holds real runs).",
                    default=config.DEMO_WAREHOUSE)
 @_DATA_PATH_OPTION
-def demo_command(data_dir: str, warehouse: str, data_path: str | None) -> None:
+def demo_command(data_dir: str, warehouse: Path | str, data_path: str | None) -> None:
     """Run the whole pipeline on built-in sample logs against a local fake OpenRouter API."""
     from pipeline import demo, progress, warehouse as wh
 
     display = progress.progress_display(quiet=False)
     try:
-        result = demo.run_demo(Path(data_dir), warehouse_path=config.check_warehouse_path(warehouse), data_path=data_path,
+        result = demo.run_demo(Path(data_dir), warehouse_path=warehouse, data_path=data_path,
                                on_progress=display,
                                say=lambda line: click.echo(line, err=True))
     except (demo.DemoError, wh.WarehouseError) as e:
@@ -428,7 +430,7 @@ def demo_command(data_dir: str, warehouse: str, data_path: str | None) -> None:
 @click.option("--to", "target", required=True, callback=_remember_warehouse,
               help="The warehouse to copy into (created if need be): a DuckDB file or a ducklake: location.")
 @_DATA_PATH_OPTION
-def copy_command(warehouse: str, target: str, data_path: str | None) -> None:
+def copy_command(warehouse: Path | str, target: Path | str, data_path: str | None) -> None:
     """Copy every row of the warehouse into another one (a file into a lake, a lake into a file).
 
     Batch by batch, with bounded memory; run it again to resume an interrupted copy: rows already
@@ -454,7 +456,7 @@ def copy_command(warehouse: str, target: str, data_path: str | None) -> None:
 @_warehouse_option("The warehouse to maintain.")
 @click.option("--keep-days", type=click.FloatRange(min=0), default=30, show_default=True,
               help="Keep the lake's snapshots of the last DAYS days (what --at can still name).")
-def maintain_command(warehouse: str, keep_days: float) -> None:
+def maintain_command(warehouse: Path | str, keep_days: float) -> None:
     """A lake's DuckLake maintenance: merge small files, expire old snapshots, delete unused files."""
     from datetime import timedelta
 
