@@ -22,11 +22,15 @@ def one_line(exc: BaseException) -> str:
 
 def check_readable(con: duckdb.DuckDBPyConnection, path: Path | str, dialect: str = "duckdb") -> set[int]:
     """The file's applied migrations, after refusing another tool's file or a newer orusage's."""
-    applied = _applied_versions(con, dialect)
-    if not applied and con.execute(
-        "select (select count(*) from duckdb_tables()) + (select count(*) from duckdb_views() where not internal)"
-    ).fetchall()[0][0]:
-        raise WarehouseError(f"{path} is not an orusage warehouse (it has no schema_migrations)")
+    con.begin()  # one snapshot for both reads: a lake another process is creating is all or nothing
+    try:
+        applied = _applied_versions(con, dialect)
+        if not applied and con.execute(
+            "select (select count(*) from duckdb_tables()) + (select count(*) from duckdb_views() where not internal)"
+        ).fetchall()[0][0]:
+            raise WarehouseError(f"{path} is not an orusage warehouse (it has no schema_migrations)")
+    finally:
+        duckdb_writes.rollback_if_open(con)
     _refuse_newer(con, path, applied)
     _create_connection_macros(con)
     return applied
@@ -69,21 +73,24 @@ def _refuse_newer(con: duckdb.DuckDBPyConnection, path: Path | str, applied: set
 
 
 def migrate(con: duckdb.DuckDBPyConnection, path: Path | str, dialect: str = "duckdb") -> bool:
-    """Apply the pending migrations in one transaction; whether there were any."""
-    applied = _applied_versions(con, dialect)
-    if not applied and con.execute(
-        "select count(*) from duckdb_tables() where database_name = current_database() and not temporary"
-    ).fetchall()[0][0] + con.execute(
-        "select count(*) from duckdb_views() where database_name = current_database() and not internal"
-    ).fetchall()[0][0]:
-        raise WarehouseError(f"{path} is not an orusage warehouse (it has no schema_migrations): "
-                             "refusing to add orusage's tables to it")
-    _refuse_newer(con, path, applied)
-    pending = [(version, name, file) for version, name, file in migrations(dialect) if version not in applied]
-    if not pending:
-        return False
+    """Apply the pending migrations in one transaction; whether there were any. What is applied is
+    read in that transaction too: another process migrating a new lake at the same moment is then
+    seen as all or nothing, and the later commit conflicts (and is retried) instead of misjudging."""
     con.begin()
     try:
+        applied = _applied_versions(con, dialect)
+        if not applied and con.execute(
+            "select count(*) from duckdb_tables() where database_name = current_database() and not temporary"
+        ).fetchall()[0][0] + con.execute(
+            "select count(*) from duckdb_views() where database_name = current_database() and not internal"
+        ).fetchall()[0][0]:
+            raise WarehouseError(f"{path} is not an orusage warehouse (it has no schema_migrations): "
+                                 "refusing to add orusage's tables to it")
+        _refuse_newer(con, path, applied)
+        pending = [(version, name, file) for version, name, file in migrations(dialect) if version not in applied]
+        if not pending:
+            con.rollback()
+            return False
         folded: list[tuple[int, str]] = []  # migrations without a file: recorded with the next file's
         for version, name, file in pending:
             folded.append((version, name))
