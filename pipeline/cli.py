@@ -72,17 +72,25 @@ def cli(debug: bool) -> None:
 @click.option("--slow-s", type=float, default=0.05, show_default=True, help="Delay of a 'slow' fault.")
 @click.option("--fatal-after", type=int, default=None, help="After N requests answer --fatal-status to everything.")
 @click.option("--fatal-status", type=click.Choice(["401", "402", "403"]), default="402", show_default=True)
+@click.option("--content-forbidden-after", type=int, default=None,
+              help="After N /generation/content requests answer those 403 (a key that may not read content).")
+@click.option("--big-content-every", type=int, default=0, show_default=True,
+              help="Every N-th generation's stored prompt is --big-content-bytes long (0: none).")
+@click.option("--big-content-bytes", type=int, default=4 * 2**20, show_default=True)
 def fake_api_command(host: str, port: int, size: int, seed: int, days: int, end: str | None, api_key: str,
                      fault_rate: float, not_found_first: int, latency_ms: float, max_rps: float | None,
-                     retry_after_s: float, slow_s: float, fatal_after: int | None, fatal_status: str) -> None:
+                     retry_after_s: float, slow_s: float, fatal_after: int | None, fatal_status: str,
+                     content_forbidden_after: int | None, big_content_every: int, big_content_bytes: int) -> None:
     """Serve a fake OpenRouter API on loopback; prints its base URL first, stops on Ctrl-C/SIGTERM."""
     from pipeline import fake_api
 
     try:
-        dataset = fake_api.Dataset(size, seed=seed, days=days, end=fake_api.parse_end(end) if end else None)
+        dataset = fake_api.Dataset(size, seed=seed, days=days, end=fake_api.parse_end(end) if end else None,
+                                   big_content_every=big_content_every, big_content_bytes=big_content_bytes)
         faults = fake_api.Faults.transient(
             fault_rate, not_found_first=not_found_first, seed=seed, latency_ms=latency_ms, max_rps=max_rps,
-            retry_after_s=retry_after_s, slow_s=slow_s, fatal_after=fatal_after, fatal_status=int(fatal_status))
+            retry_after_s=retry_after_s, slow_s=slow_s, fatal_after=fatal_after, fatal_status=int(fatal_status),
+            content_forbidden_after=content_forbidden_after)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     fake_api.serve(dataset, api_key=api_key, faults=faults, host=host, port=port,
@@ -295,7 +303,7 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
 
 
 @cli.command("ingest")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @_WAREHOUSE_OPTION
 @click.option("--base-url", envvar=config.BASE_URL_VARIABLE, show_envvar=True, default=None, callback=_base_url,
               help=f"API base URL, without credentials [default: {config.DEFAULT_BASE_URL}].")
@@ -312,12 +320,20 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
 @_DATA_PATH_OPTION
 @click.option("--shard", callback=_shard, metavar="I/N",
               help="Only the ids of shard I of N (1 <= I <= N): run N such workers at once into one lake.")
+@click.option("--with-content", is_flag=True, envvar=config.WITH_CONTENT_VARIABLE, show_envvar=True,
+              help="Also fetch and store each loaded generation's prompt, completion and stored error "
+                   "(/generation/content; off by default).")
+@click.option("--content-only", is_flag=True,
+              help="Only fetch the content of generations already loaded that have none stored (no PATHS needed).")
+@click.option("--max-content-bytes", type=click.IntRange(min=1024), default=config.DEFAULT_MAX_CONTENT_BYTES,
+              show_default=True, help="A longer content body is stored cut to this, marked truncated.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the run summary as JSON on stdout (an error as {\"outcome\": \"error\", ...}).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary on stderr.")
 def ingest_command(paths: tuple[str, ...], warehouse: Path | str, base_url: str | None, concurrency: int,
                    max_rps: float | None, since, until, refresh: bool, dry_run: bool, batch_size: int,
-                   lock_timeout: float, data_path: str | None, shard, as_json: bool, quiet: bool) -> None:
+                   lock_timeout: float, data_path: str | None, shard, with_content: bool, content_only: bool,
+                   max_content_bytes: int, as_json: bool, quiet: bool) -> None:
     """Find generation ids in PATHS (files, folders, globs, - for stdin) and load their metadata.
 
     Ids already loaded are not fetched again (unless --refresh); a killed run is completed by the next.
@@ -325,6 +341,10 @@ def ingest_command(paths: tuple[str, ...], warehouse: Path | str, base_url: str 
     """
     from pipeline import ingest, progress, warehouse as wh
 
+    if content_only and paths:
+        raise click.UsageError("--content-only reads no logs: it fetches the content of generations already loaded")
+    if not content_only and not paths:
+        raise click.UsageError("give the logs to read (files, folders, globs, - for stdin), or --content-only")
     _refuse_closed_stdin(paths)
 
     def fail(error: click.ClickException) -> NoReturn:
@@ -342,7 +362,8 @@ def ingest_command(paths: tuple[str, ...], warehouse: Path | str, base_url: str 
         paths=paths, warehouse_path=warehouse, data_path=data_path, shard=shard,
         base_url=base_url, concurrency=concurrency, max_rps=max_rps,
         since=since, until=until, refresh=refresh, dry_run=dry_run, batch_size=batch_size,
-        lock_timeout_s=lock_timeout)
+        lock_timeout_s=lock_timeout, with_content=with_content, content_only=content_only,
+        max_content_bytes=max_content_bytes)
     display = progress.progress_display(quiet=quiet)
     try:
         with _sigterm_as_interrupt():
@@ -468,6 +489,65 @@ def maintain_command(warehouse: Path | str, keep_days: float) -> None:
         raise _InputError(str(exc)) from None
     for what, count in done:
         click.echo(f"{what}: {count:,}")
+
+
+@cli.command("content")
+@click.argument("generation_id")
+@_warehouse_option("The warehouse to read (opened read-only).")
+@_READ_LOCK_TIMEOUT_OPTION
+@_AT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="The stored row as JSON.")
+def content_command(generation_id: str, warehouse: Path | str, lock_timeout: float, at, as_json: bool) -> None:
+    """Print one generation's stored prompt, completion, reasoning and error (`ingest --with-content`)."""
+    from pipeline import output, reports, warehouse as wh
+
+    try:
+        record = reports.Warehouse(warehouse, lock_timeout_s=lock_timeout, at=at).content(generation_id)
+    except (reports.ReportError, wh.QueryError) as e:
+        raise _InputError(errors.one_line(e)) from None
+    if record is None:
+        raise _InputError(f"{output.printable(generation_id)}: no content stored for it (fetch it with "
+                          "`orusage ingest --content-only`, if the generation is loaded)")
+    if as_json:
+        click.echo(json.dumps(record, default=str))
+    else:
+        click.echo(output.content_text(record))
+
+
+def _age(ctx: click.Context, param: click.Parameter, value: str | None):
+    try:
+        return None if value is None else config.parse_age(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@cli.command("purge-content")
+@_warehouse_option("The warehouse to purge.")
+@click.option("--older-than", callback=_age, metavar="AGE", help="Content of generations created more than AGE ago (30d, 12h, 2w).")
+@click.option("--model", metavar="GLOB", help="Content of generations of models matching GLOB ('openai/*').")
+@click.option("--all", "everything", is_flag=True, help="All stored content.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Seconds to wait for an ingest to finish with the warehouse.")
+def purge_content_command(warehouse: Path | str, older_than, model: str | None, everything: bool,
+                          lock_timeout: float) -> None:
+    """Delete stored prompts, completions and errors, so that their bytes are gone from the warehouse's
+    storage too (the DuckDB file is rewritten; a lake's files are rewritten and its old snapshots expired).
+    --older-than and --model together purge what matches both."""
+    from datetime import datetime, timezone
+
+    from pipeline import warehouse as wh
+
+    if not (everything or older_than or model):
+        raise click.UsageError("say what to purge: --older-than AGE, --model GLOB, or --all")
+    if everything and (older_than or model):
+        raise click.UsageError("--all purges everything: give it alone")
+    before = datetime.now(timezone.utc) - older_than if older_than else None
+    try:
+        deleted = wh.purge_content(warehouse, before=before, model=model, everything=everything,
+                                   lock_timeout_s=lock_timeout)
+    except wh.WarehouseError as exc:
+        raise _InputError(str(exc)) from None
+    click.echo(f"purged the content of {deleted:,} generations from {config.redacted(warehouse)}")
 
 
 def main() -> None:

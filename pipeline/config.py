@@ -47,6 +47,12 @@ WRITER_WAITS_FOR_READERS_S: Final = 120.0
 # Ids staged in one statement (and held in Python at once) while the logs are read.
 STAGE_CHUNK_IDS: Final = 50_000
 
+WITH_CONTENT_VARIABLE: Final = "ORUSAGE_WITH_CONTENT"  # 1: `ingest --with-content`
+# A stored body over this is kept cut to it (each text field and `raw`), marked `truncated`.
+DEFAULT_MAX_CONTENT_BYTES: Final = 32 * 2**20
+# A batch of content rows is written once it holds this many bytes of bodies (or batch_size rows).
+CONTENT_BATCH_BYTES: Final = 16 * 2**20
+
 
 class ExitCode(IntEnum):
     """What `orusage` exits with (the README's table)."""
@@ -222,3 +228,15 @@ def check_window(since: datetime | None, until: datetime | None) -> None:
         raise TimeBoundError(
             f"empty window: --since {since:%Y-%m-%d %H:%M:%S} is not before --until {until:%Y-%m-%d %H:%M:%S} (UTC)"
         )
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_age(value: str) -> timedelta:
+    """`30d`, `12h`, `2w`, `90m`, `45s`: how old (`purge-content --older-than`)."""
+    match = _AGE.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not an age: a number and a unit, s, m, h, d or w (30d, 12h, 2w)")
+    return timedelta(**{_AGE_UNITS[match[2]]: float(match[1])})

@@ -277,6 +277,9 @@ class Faults:
     # After this many requests, answer every request with `fatal_status` (the key "ran out").
     fatal_after: int | None = None
     fatal_status: int = 402
+    # After this many /generation/content requests, answer those with 403 (a key that is not a
+    # management key, or logging turned off): /generation goes on answering.
+    content_forbidden_after: int | None = None
 
     def __post_init__(self) -> None:
         total = sum(rate for _, rate in self.kinds())
@@ -338,7 +341,7 @@ class Dataset:
     """The ground truth: `record(id)` is exactly the `data` object the server sends for that id."""
 
     def __init__(self, size: int = 1000, *, seed: int = 0, end: datetime | None = None, days: int = 21,
-                 body_cache_size: int = 4096) -> None:
+                 body_cache_size: int = 4096, big_content_every: int = 0, big_content_bytes: int = 4 * 2**20) -> None:
         if size < 0 or size >= 1 << _INDEX_BITS:
             raise ValueError(f"size must be in [0, 2**{_INDEX_BITS}), got {size}")
         if days < 1:
@@ -348,6 +351,8 @@ class Dataset:
         self.size = size
         self.seed = seed
         self.days = days
+        self.big_content_every = big_content_every  # every n-th record's stored prompt is big (0: none)
+        self.big_content_bytes = big_content_bytes
         self.start = self.end - timedelta(days=days)
         self._start_us = _epoch_us(self.start)
         key = hashlib.blake2b(f"orusage-fake-api/{seed}".encode(), digest_size=64).digest()
@@ -786,14 +791,30 @@ def _build_record(ds: Dataset, index: int, gen_id: str | None = None) -> dict[st
     return {k: data[k] for k in _KEY_ORDER if k in keep}
 
 
+# Generations whose account stored no content (logging off, zero data retention): the API answers 200
+# with an empty input and null outputs, in one of two shapes.
+CONTENT_NOT_STORED_SHARE = 0.05
+
+
 def _build_content(ds: Dataset, index: int) -> dict[str, Any]:
+    """What /generation/content serves for a record, consistent with it: a prompt about as long as
+    its prompt tokens (~4 bytes each), a completion for a completed one, the stored error with one
+    previous error per failed provider response for a failed one; every `big_content_every`-th
+    record's prompt is `big_content_bytes` long."""
     record = ds.record_at(index)
     rng = random.Random(ds._hash(index)[1] ^ 0xC0FFEE)
-    question = " ".join(rng.choices(_WORDS, k=6 + int(rng.random() * 10))).capitalize() + "?"
+    if rng.random() < CONTENT_NOT_STORED_SHARE:
+        empty_input: dict[str, Any] = {"messages": []} if rng.random() < 0.5 else {"prompt": ""}
+        return {"error": None, "input": empty_input, "output": {"completion": None, "reasoning": None}}
+    n_words = min(2_000, max(3, (record["tokens_prompt"] or 0) * 3 // 4))
+    question = " ".join(rng.choices(_WORDS, k=n_words)).capitalize() + "?"
+    if ds.big_content_every and index % ds.big_content_every == ds.big_content_every - 1:
+        question = (question + " ") * (ds.big_content_bytes // (len(question) + 1) + 1)
+        question = question[: ds.big_content_bytes]
     if record["api_type"] == "embeddings":
         return {"error": None, "input": {"prompt": question}, "output": {"completion": None, "reasoning": None}}
     n_words = min(200, max(1, (record["native_tokens_completion"] or 0) // 2))
-    completion = " ".join(rng.choices(_WORDS, k=n_words)).capitalize() + "."
+    completion: str | None = " ".join(rng.choices(_WORDS, k=n_words)).capitalize() + "."
     reasoning = None
     if record["native_tokens_reasoning"]:
         reasoning = " ".join(rng.choices(_WORDS, k=min(100, record["native_tokens_reasoning"] // 3 + 1)))
@@ -932,6 +953,7 @@ class _Api:
                 total += rate
                 self._fault_cum.append((total, kind))
         self._seen: dict[tuple[str, str], int] = {}
+        self._content_requests = 0
         self._bucket_tokens = max(1.0, faults.max_rps or 0)
         self._bucket_at = time.monotonic()
 
@@ -1019,6 +1041,11 @@ class _Api:
         gate = await self._gate(request)
         if isinstance(gate, web.StreamResponse):
             return gate
+        if endpoint == "content" and self.faults.content_forbidden_after is not None:
+            self._content_requests += 1
+            if self._content_requests > self.faults.content_forbidden_after:
+                self.stats.by_fault["content_forbidden"] += 1
+                return self._send(403, _FATAL_BODIES[403])
         generation_id = request.query.get("id", "")
         if not generation_id:
             return self._send(400, b'{"error":{"message":"Missing required query parameter: id","code":400}}')

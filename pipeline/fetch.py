@@ -45,6 +45,7 @@ async def fetch_generations(
     *,
     concurrency: int = 32,
     content: bool = False,
+    ids_per_slot: int = IDS_PER_REQUEST_SLOT,
 ) -> AsyncIterator[Outcome]:
     """Yield one outcome per id, in completion order, with at most `concurrency` requests in flight.
 
@@ -56,7 +57,7 @@ async def fetch_generations(
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     get: Callable[..., Awaitable[Outcome]] = client.get_generation_content if content else client.get_generation
-    workers_count = concurrency * IDS_PER_REQUEST_SLOT
+    workers_count = concurrency * ids_per_slot
     slots = asyncio.Semaphore(concurrency)
     todo: asyncio.Queue[object] = asyncio.Queue(maxsize=concurrency)
     done: asyncio.Queue[object] = asyncio.Queue(maxsize=concurrency)

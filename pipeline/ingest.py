@@ -34,7 +34,7 @@ from pipeline.client import (
 )
 from pipeline.fetch import fetch_generations
 from pipeline.logs import ScanStats, find_ids
-from pipeline.normalize import normalize_bodies
+from pipeline.normalize import normalize_bodies, normalize_content
 
 # A `failed` id is due again on the next run; a `not_found` one an hour later (the API's lag is
 # seconds to minutes), until it is a week old (sql/queue/due.sql applies the age limit).
@@ -59,6 +59,9 @@ class IngestOptions:
     lock_timeout_s: float = 0.0
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     demo: bool = False  # a run of `orusage demo`: only such a warehouse may the demo replace
+    with_content: bool = False  # also fetch /generation/content for loaded generations without it
+    content_only: bool = False  # only that: no logs read, no metadata fetched
+    max_content_bytes: int = config.DEFAULT_MAX_CONTENT_BYTES
 
     def for_the_record(self) -> dict[str, object]:
         """The options as stored in `ingest_runs` (there is no key among them, by construction)."""
@@ -89,6 +92,13 @@ class Progress:
     responses_429: int = 0
     batches_written: int = 0
     commits_retried: int = 0  # batches written again after a conflict with another writer (a lake's)
+    content_due: int = 0  # loaded generations without stored content, when the content phase began
+    content_stored: int = 0
+    content_none_stored: int = 0  # 200 with nothing stored (logging off, zero data retention)
+    content_not_found: int = 0
+    content_failed: int = 0  # not_found, failed and rejected ones are asked again by the next run
+    content_rejected: int = 0
+    content_refused: str | None = None  # the API's 403 to /generation/content: content off for the run
     settled_rps: float | None = None  # the adaptive rate after the run's 429s (None: none came)
     waiting: int = 0  # failed ids in the queue after the run (this run's and earlier ones)
     next_due_at: datetime | None = None  # when the first of them is due again
@@ -108,6 +118,7 @@ OUTCOME_EXIT_CODES: dict[str, config.ExitCode] = {
     "key_refused": config.ExitCode.KEY_REFUSED,
     "api_unreachable": config.ExitCode.SOME_FAILED,
     "api_unusable": config.ExitCode.USAGE,
+    "content_refused": config.ExitCode.KEY_REFUSED,  # metadata loaded; the key may not read content
     "crashed": config.ExitCode.CRASHED,
     "warehouse_unavailable": config.ExitCode.USAGE,  # raised as the WarehouseError, recorded if it can be
 }
@@ -156,6 +167,11 @@ class RunSummary:
             "responses_429": p.responses_429,
             "batches_written": p.batches_written,
             "commits_retried": p.commits_retried,
+            "content": None if not p.content_due and not p.content_refused else {
+                "due": p.content_due, "stored": p.content_stored, "none_stored": p.content_none_stored,
+                "not_found": p.content_not_found, "failed": p.content_failed, "rejected": p.content_rejected,
+                "refused": p.content_refused,
+            },
             "settled_rps": None if p.settled_rps is None else round(p.settled_rps, 1),
             "failed_waiting": p.waiting,
             "next_due_at": p.next_due_at.isoformat() if p.next_due_at else None,
@@ -219,27 +235,28 @@ def _record_end(store: warehouse.Writer, summary: RunSummary) -> None:
 def _run(store: warehouse.Writer, run_id: str, options: IngestOptions, api_key, progress: Progress,
          scan: ScanStats, on_progress: ProgressCallback, warn) -> RunSummary:
     now = datetime.now(timezone.utc)
-    with store.rolled_back() if options.dry_run else contextlib.nullcontext():
-        _stage(store, options, now, scan, progress, on_progress, warn)
-        if scan.files_read == 0:
-            due_by_status = None
-        else:
+    due_by_status: dict[str, int] = {}
+    if not options.content_only:
+        with store.rolled_back() if options.dry_run else contextlib.nullcontext():
+            _stage(store, options, now, scan, progress, on_progress, warn)
+            if scan.files_read == 0:
+                summary = RunSummary(run_id, "no_input", progress, scan, {}, "no log could be read (see the warnings above)")
+                _record_end(store, summary)
+                return summary
             due_by_status = store.due_counts(now=now, refresh=options.refresh, since=options.since,
                                              until=options.until)
             progress.ids_due = sum(due_by_status.values())
             on_progress(progress)
-    if due_by_status is None:
-        summary = RunSummary(run_id, "no_input", progress, scan, {}, "no log could be read (see the warnings above)")
-        _record_end(store, summary)
-        return summary
     if options.dry_run:
+        if _wants_content(options):  # the loaded generations without content; this run's would add to them
+            progress.content_due = sum(map(len, store.content_due_ids(since=options.since, until=options.until)))
         summary = RunSummary(run_id, "dry_run", progress, scan, due_by_status)
         _record_end(store, summary)
         return summary
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        outcome, error = asyncio.run(_fetch_and_load(store, options, api_key, run_id, now, progress, on_progress))
+        outcome, error = asyncio.run(_fetch_and_load_all(store, options, api_key, run_id, now, progress, on_progress))
     finally:  # asyncio's handler, once removed, leaves SIGTERM's default (die) for the rest of the run
         if previous is not None:
             with contextlib.suppress(ValueError):
@@ -247,6 +264,10 @@ def _run(store: warehouse.Writer, run_id: str, options: IngestOptions, api_key, 
     summary = RunSummary(run_id, outcome, progress, scan, due_by_status, error)
     _record_end(store, summary)
     return summary
+
+
+def _wants_content(options: IngestOptions) -> bool:
+    return options.with_content or options.content_only
 
 
 def _stage(store: warehouse.Writer, options: IngestOptions, now: datetime, scan: ScanStats, progress: Progress,
@@ -277,7 +298,7 @@ async def _due_ids(store: warehouse.Writer, options: IngestOptions, now: datetim
         await asyncio.sleep(0)
 
 
-async def _fetch_and_load(
+async def _fetch_and_load_all(
     store: warehouse.Writer,
     options: IngestOptions,
     api_key: str | None,
@@ -286,41 +307,36 @@ async def _fetch_and_load(
     progress: Progress,
     on_progress: ProgressCallback,
 ) -> tuple[str, str | None]:
-    """Fetch the due ids and load them batch by batch; returns (outcome, error)."""
-    writer = _BatchWriter(store, run_id)
+    """The metadata of the due ids, then (if asked) the content of the loaded generations without
+    it; returns (outcome, error). One client, so one rate limit, for both."""
     _cancel_on_sigterm()
-    pending: list[Outcome] = []
-    last_flush = time.monotonic()
     outcome, error = "ok", None
     async with OpenRouterClient(
         api_key, base_url=options.base_url, max_rps=options.max_rps, policy=options.retry_policy
     ) as client:
-        try:
-            async for result in fetch_generations(_due_ids(store, options, now), client, concurrency=options.concurrency):
-                pending.append(result)
-                if len(pending) >= options.batch_size or time.monotonic() - last_flush >= options.batch_seconds:
-                    await writer.submit(pending, progress)
-                    pending, last_flush = [], time.monotonic()
-                    _copy_client_stats(client, progress)
-                    on_progress(progress)
-        except FatalAPIError as exc:
-            outcome, error = "key_refused", str(exc)
-        except APIUnreachableError as exc:
-            outcome, error = "api_unreachable", str(exc)
-        except APIUnusableError as exc:
-            outcome, error = "api_unusable", str(exc)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            outcome, error = "interrupted", "interrupted"
-        except BaseException:
-            # Not a second attempt at writing: the error may be the writer's own. The batch in
-            # flight is awaited so that nothing writes after the run's row says it crashed.
-            await writer.abandon()
-            _copy_client_stats(client, progress)
-            raise
-        await writer.submit(pending, progress)
-        await writer.drain()
-        _copy_client_stats(client, progress)
-        on_progress(progress)
+        if not options.content_only:
+            outcome, error = await _fetch_and_load(store, options, client, run_id, now, progress, on_progress)
+        if _wants_content(options) and outcome in ("ok", "some_failed"):
+            content_outcome, content_error = await _fetch_and_load_content(store, options, client, run_id, progress,
+                                                                           on_progress)
+            if content_outcome != "ok":
+                outcome, error = content_outcome, content_error or error
+    return outcome, error
+
+
+async def _fetch_and_load(
+    store: warehouse.Writer,
+    options: IngestOptions,
+    client: OpenRouterClient,
+    run_id: str,
+    now: datetime,
+    progress: Progress,
+    on_progress: ProgressCallback,
+) -> tuple[str, str | None]:
+    """Fetch the due ids' metadata and load them batch by batch; returns (outcome, error)."""
+    writer = _BatchWriter(lambda outcomes: _write_metadata(store, run_id, outcomes, progress))
+    outcomes = fetch_generations(_due_ids(store, options, now), client, concurrency=options.concurrency)
+    outcome, error, _ = await _load_in_batches(outcomes, writer, client, options, progress, on_progress)
     if outcome == "ok":
         # Exit 0 means every id is loaded or known not found: failed ids of earlier runs whose
         # retry is not due yet count too, though this run did not ask for them.
@@ -328,6 +344,90 @@ async def _fetch_and_load(
         if progress.failed or progress.waiting:
             outcome = "some_failed"
     return outcome, error
+
+
+async def _fetch_and_load_content(
+    store: warehouse.Writer,
+    options: IngestOptions,
+    client: OpenRouterClient,
+    run_id: str,
+    progress: Progress,
+    on_progress: ProgressCallback,
+) -> tuple[str, str | None]:
+    """Fetch /generation/content for the loaded generations without a content row and store it;
+    returns (outcome, error). A 403 switches content off for the rest of the run (`content_refused`)."""
+
+    async def due() -> AsyncIterator[str]:
+        for chunk in store.content_due_ids(since=options.since, until=options.until):
+            progress.content_due += len(chunk)
+            for generation_id in chunk:
+                yield generation_id
+            await asyncio.sleep(0)
+
+    writer = _BatchWriter(lambda outcomes: _write_content(store, run_id, outcomes, progress, options.max_content_bytes))
+    # One worker per request slot (not fetch's default): a worker holds its body until the batch
+    # takes it, and a body can be megabytes.
+    outcomes = fetch_generations(due(), client, concurrency=options.concurrency, content=True, ids_per_slot=1)
+    outcome, error, refusal = await _load_in_batches(outcomes, writer, client, options, progress, on_progress,
+                                                     max_batch_bytes=config.CONTENT_BATCH_BYTES)
+    if refusal is not None and refusal.status == 403:
+        outcome = "content_refused"
+        error = progress.content_refused = (
+            f"OpenRouter refused /generation/content (HTTP 403: {refusal.api_message}): reading content needs a "
+            f"management key in {config.API_KEY_VARIABLE} and input/output logging turned on in the account's "
+            "privacy settings (or drop --with-content); content is off for the rest of this run, the metadata "
+            "stays loaded")
+    elif outcome == "ok" and (progress.content_failed or progress.content_not_found or progress.content_rejected):
+        outcome = "some_failed"  # the next run asks for them again
+    return outcome, error
+
+
+async def _load_in_batches(
+    outcomes: AsyncIterator[Outcome],
+    writer: _BatchWriter,
+    client: OpenRouterClient,
+    options: IngestOptions,
+    progress: Progress,
+    on_progress: ProgressCallback,
+    *,
+    max_batch_bytes: int | None = None,
+) -> tuple[str, str | None, FatalAPIError | None]:
+    """Hand the outcomes to `writer` in batches of batch_size results, batch_seconds, or
+    `max_batch_bytes` of bodies; returns (outcome, error, the API's refusal of the key if any)."""
+    pending: list[Outcome] = []
+    pending_bytes = 0
+    last_flush = time.monotonic()
+    outcome, error, refusal = "ok", None, None
+    try:
+        async for result in outcomes:
+            pending.append(result)
+            if isinstance(result, Loaded):
+                pending_bytes += len(result.body)
+            if (len(pending) >= options.batch_size or time.monotonic() - last_flush >= options.batch_seconds
+                    or (max_batch_bytes is not None and pending_bytes >= max_batch_bytes)):
+                await writer.submit(pending)
+                pending, pending_bytes, last_flush = [], 0, time.monotonic()
+                _copy_client_stats(client, progress)
+                on_progress(progress)
+    except FatalAPIError as exc:
+        outcome, error, refusal = "key_refused", str(exc), exc
+    except APIUnreachableError as exc:
+        outcome, error = "api_unreachable", str(exc)
+    except APIUnusableError as exc:
+        outcome, error = "api_unusable", str(exc)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        outcome, error = "interrupted", "interrupted"
+    except BaseException:
+        # Not a second attempt at writing: the error may be the writer's own. The batch in
+        # flight is awaited so that nothing writes after the run's row says it crashed.
+        await writer.abandon()
+        _copy_client_stats(client, progress)
+        raise
+    await writer.submit(pending)
+    await writer.drain()
+    _copy_client_stats(client, progress)
+    on_progress(progress)
+    return outcome, error, refusal
 
 
 def _cancel_on_sigterm() -> None:
@@ -355,15 +455,14 @@ class _BatchWriter:
     two batches, and batches commit in order.
     """
 
-    def __init__(self, store: warehouse.Writer, run_id: str) -> None:
-        self._store = store
-        self._run_id = run_id
+    def __init__(self, write: Callable[[list[Outcome]], None]) -> None:
+        self._write = write
         self._in_flight: asyncio.Task[None] | None = None
 
-    async def submit(self, outcomes: Sequence[Outcome], progress: Progress) -> None:
+    async def submit(self, outcomes: Sequence[Outcome]) -> None:
         await self.drain()
         if outcomes:
-            self._in_flight = asyncio.create_task(asyncio.to_thread(self._write, list(outcomes), progress))
+            self._in_flight = asyncio.create_task(asyncio.to_thread(self._write, list(outcomes)))
 
     async def drain(self) -> None:
         if self._in_flight is not None:
@@ -377,29 +476,49 @@ class _BatchWriter:
             with contextlib.suppress(Exception):
                 await asyncio.shield(task)
 
-    def _write(self, outcomes: list[Outcome], progress: Progress) -> None:
-        now = datetime.now(timezone.utc)
-        batch = normalize_bodies([(o.generation_id, o.body) for o in outcomes if isinstance(o, Loaded)])
-        rejected = dict(batch.rejected)
-        updates = [_queue_update(o, rejected, now) for o in outcomes]
-        statuses = Counter(update.status for update in updates)
-        counts = {
-            "loaded": progress.loaded + statuses["loaded"],
-            "not_found": progress.not_found + statuses["not_found"],
-            "failed": progress.failed + statuses["failed"],
-            "rejected": progress.rejected + len(rejected),
-            "requests": progress.requests,
-            "retries": progress.retries,
-            "responses_429": progress.responses_429,
-        }
-        # The run's row is updated in the batch's own transaction: a run killed later still tells
-        # exactly what it committed.
-        self._store.upsert_batch(batch, updates, run_id=self._run_id, run_counts=counts)
-        progress.done += len(updates)
-        progress.batches_written += 1
-        progress.commits_retried = self._store.commits_retried
-        progress.loaded, progress.not_found, progress.failed = counts["loaded"], counts["not_found"], counts["failed"]
-        progress.rejected = counts["rejected"]
+
+def _write_metadata(store: warehouse.Writer, run_id: str, outcomes: list[Outcome], progress: Progress) -> None:
+    now = datetime.now(timezone.utc)
+    batch = normalize_bodies([(o.generation_id, o.body) for o in outcomes if isinstance(o, Loaded)])
+    rejected = dict(batch.rejected)
+    updates = [_queue_update(o, rejected, now) for o in outcomes]
+    statuses = Counter(update.status for update in updates)
+    counts = {
+        "loaded": progress.loaded + statuses["loaded"],
+        "not_found": progress.not_found + statuses["not_found"],
+        "failed": progress.failed + statuses["failed"],
+        "rejected": progress.rejected + len(rejected),
+        **_request_counts(progress),
+    }
+    # The run's row is updated in the batch's own transaction: a run killed later still tells
+    # exactly what it committed.
+    store.upsert_batch(batch, updates, run_id=run_id, run_counts=counts)
+    progress.done += len(updates)
+    progress.batches_written += 1
+    progress.commits_retried = store.commits_retried
+    progress.loaded, progress.not_found, progress.failed = counts["loaded"], counts["not_found"], counts["failed"]
+    progress.rejected = counts["rejected"]
+
+
+def _write_content(store: warehouse.Writer, run_id: str, outcomes: list[Outcome], progress: Progress,
+                   max_bytes: int) -> None:
+    """A batch of content outcomes: the 200s normalized and stored; the others are only counted
+    (no row, so the next run asks again)."""
+    normalized = normalize_content([(o.generation_id, o.body) for o in outcomes if isinstance(o, Loaded)],
+                                   max_bytes=max_bytes)
+    store.write_content(normalized.rows, run_id=run_id, run_counts=_request_counts(progress))
+    statuses = Counter(normalized.rows.get_column("content_status").to_list())
+    progress.content_stored += statuses["stored"]
+    progress.content_none_stored += statuses["none_stored"]
+    progress.content_rejected += len(normalized.rejected)
+    progress.content_not_found += sum(isinstance(o, NotFound) for o in outcomes)
+    progress.content_failed += sum(isinstance(o, Failed) for o in outcomes)
+    progress.batches_written += 1
+    progress.commits_retried = store.commits_retried
+
+
+def _request_counts(progress: Progress) -> dict[str, int]:
+    return {"requests": progress.requests, "retries": progress.retries, "responses_429": progress.responses_429}
 
 
 def _queue_update(outcome: Outcome, rejected: dict[str, str], now: datetime) -> warehouse.QueueUpdate:

@@ -361,3 +361,144 @@ def _parse_created_at(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[str
         for generation_id, value in zip(bad["id"], text.filter(parsed.is_null()))
     ]
     return frame.filter(pl.col("created_at").is_not_null()), rejected
+
+
+# --- /generation/content ---------------------------------------------------------------------
+
+_MESSAGE = pl.Struct({"role": pl.String(), "content": pl.String(), "content_parts": pl.String()})
+_PREVIOUS_ERROR = pl.Struct({"code": pl.Int32(), "message": pl.String(), "provider_name": pl.String(),
+                             "raw": pl.String()})
+CONTENT_SCHEMA: dict[str, pl.DataType] = {
+    "generation_id": pl.String(),
+    "content_status": pl.String(),
+    "input_kind": pl.String(),
+    "messages": pl.List(_MESSAGE),
+    "prompt": pl.String(),
+    "completion": pl.String(),
+    "reasoning": pl.String(),
+    "error_status": pl.Int32(),
+    "error_message": pl.String(),
+    "error_provider_name": pl.String(),
+    "error_raw": pl.String(),
+    "previous_errors": pl.List(_PREVIOUS_ERROR),
+    "input_bytes": pl.Int64(),
+    "output_bytes": pl.Int64(),
+    "body_bytes": pl.Int64(),
+    "truncated": pl.Boolean(),
+    "raw": pl.String(),
+}  # fmt: skip
+
+
+@dataclass
+class NormalizedContent:
+    rows: pl.DataFrame  # CONTENT_SCHEMA, one row per id
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (requested id, reason: never the content)
+
+
+def normalize_content(bodies: Sequence[tuple[str, bytes]], *, max_bytes: int) -> NormalizedContent:
+    """(requested id, raw 200 body of /generation/content) pairs to typed rows. A body that is not
+    the API's content shape is rejected with a reason that names the field, never its text; a text
+    field or `raw` over `max_bytes` is stored cut to that many bytes (`truncated`)."""
+    rows: list[dict[str, object]] = []
+    rejected: list[tuple[str, str]] = []
+    with _gc_paused():
+        for requested_id, body in dict(bodies).items():
+            try:
+                rows.append({"generation_id": requested_id, **_content_row(body, max_bytes)})
+            except _Rejected as exc:
+                rejected.append((requested_id, str(exc)))
+    return NormalizedContent(pl.DataFrame(rows, schema=CONTENT_SCHEMA), rejected)
+
+
+def _content_row(body: bytes, max_bytes: int) -> dict[str, object]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _Rejected("content body is not JSON") from None
+    data = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(data, dict):
+        raise _Rejected("content body has no `data` object")
+    cut = len(body) > max_bytes
+    inputs = _typed(data, "input", dict, "data") or {}
+    output = _typed(data, "output", dict, "data") or {}
+    messages = _typed(inputs, "messages", list, "input")
+    prompt = _typed(inputs, "prompt", str, "input")
+    message_rows = None if messages is None else [_message_row(m, n) for n, m in enumerate(messages)]
+    completion = _typed(output, "completion", str, "output")
+    reasoning = _typed(output, "reasoning", str, "output")
+    error = _typed(data, "error", dict, "data")
+    input_bytes = _utf8_len(prompt) + sum(
+        _utf8_len(m["content"]) + _utf8_len(m["content_parts"]) for m in message_rows or ())
+    output_bytes = _utf8_len(completion) + _utf8_len(reasoning)
+    stored = bool(input_bytes or output_bytes or error is not None)
+    raw = _data_text(body) if body.startswith(_COMPACT_PREFIX) else None
+    raw_text = (raw.decode() if raw is not None else orjson.dumps(data).decode())
+    if message_rows is not None:  # the byte counts above are of the whole texts; now cut them
+        for m in message_rows:
+            m["content"], m["content_parts"] = _cut(m["content"], cut, max_bytes), _cut(m["content_parts"], cut, max_bytes)
+    return {
+        "content_status": "stored" if stored else "none_stored",
+        "input_kind": "messages" if messages else "prompt" if prompt else None,
+        "messages": message_rows or None,
+        "prompt": _cut(prompt, cut, max_bytes) or None,
+        "completion": _cut(completion, cut, max_bytes),
+        "reasoning": _cut(reasoning, cut, max_bytes),
+        **_error_fields(error, cut, max_bytes),
+        "input_bytes": input_bytes,
+        "output_bytes": output_bytes,
+        "body_bytes": len(body),
+        "truncated": cut,
+        "raw": _cut(raw_text, cut, max_bytes),
+    }
+
+
+def _typed(parent: dict, key: str, kind: type, where: str) -> object:
+    value = parent.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise _Rejected(f"content body: `{where}.{key}` is {_json_type(value)}, not {_json_type(kind())}")
+    return value
+
+
+def _message_row(message: object, number: int) -> dict[str, str | None]:
+    if not isinstance(message, dict):
+        raise _Rejected(f"content body: `input.messages[{number}]` is {_json_type(message)}, not object")
+    role = _typed(message, "role", str, f"input.messages[{number}]")
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return {"role": role, "content": content, "content_parts": None}
+    return {"role": role, "content": None, "content_parts": orjson.dumps(content).decode()}
+
+
+def _error_fields(error: dict | None, cut: bool, max_bytes: int) -> dict[str, object]:
+    if error is None:
+        return dict.fromkeys(("error_status", "error_message", "error_provider_name", "error_raw", "previous_errors"))
+    status = _typed(error, "status", int, "error")
+    previous = _typed(error, "previous_errors", list, "error") or []
+    attempts = []
+    for number, attempt in enumerate(previous):
+        where = f"error.previous_errors[{number}]"
+        if not isinstance(attempt, dict):
+            raise _Rejected(f"content body: `{where}` is {_json_type(attempt)}, not object")
+        attempts.append({"code": _typed(attempt, "code", int, where), "message": _typed(attempt, "message", str, where),
+                         "provider_name": _typed(attempt, "provider_name", str, where),
+                         "raw": _cut(_typed(attempt, "raw", str, where), cut, max_bytes)})
+    return {
+        "error_status": status,
+        "error_message": _cut(_typed(error, "message", str, "error"), cut, max_bytes),
+        "error_provider_name": _typed(error, "provider_name", str, "error"),
+        "error_raw": _cut(_typed(error, "raw", str, "error"), cut, max_bytes),
+        "previous_errors": attempts,
+    }
+
+
+def _utf8_len(text: object) -> int:
+    return len(text.encode()) if isinstance(text, str) else 0
+
+
+def _cut(text: object, cut: bool, max_bytes: int) -> str | None:
+    """The text, or its first max_bytes bytes (never half a character) when the body was too big."""
+    if not isinstance(text, str):
+        return None
+    if not cut or len(text) * 4 <= max_bytes:
+        return text
+    return text.encode()[:max_bytes].decode(errors="ignore")

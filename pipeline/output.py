@@ -203,3 +203,36 @@ def _terminal_width(stream: IO[str]) -> int | None:
     except (AttributeError, ValueError):
         pass
     return None
+
+
+def content_text(record: dict) -> str:
+    """One generation's stored content for a person (`orusage content`): what it asked, what it
+    answered, and the error it returned, under a line of its metadata."""
+    cost = record.get("total_cost_usd")
+    head = [record["generation_id"], record.get("model") or "(model unknown)", record.get("provider_name") or "",
+            f"${cost:.6f}" if cost is not None else "", f"{record['created_at']:%Y-%m-%d %H:%M:%S} UTC"
+            if record.get("created_at") else ""]
+    lines = ["  ".join(part for part in head if part)]
+    if record["content_status"] == "none_stored":
+        lines.append("(no content stored: the account's logging was off or the request had zero data retention)")
+        return "\n".join(lines)
+    if record["truncated"]:
+        lines.append(f"(stored cut: the body was {record['body_bytes']:,} bytes, over --max-content-bytes)")
+    lines.append(f"--- input ({record['input_kind'] or 'none'}, {record['input_bytes']:,} bytes)")
+    if record["messages"]:
+        for message in record["messages"]:
+            text = message["content"] if message["content"] is not None else message["content_parts"]
+            lines.append(f"[{message['role'] or '?'}] {text if text is not None else ''}")
+    elif record["prompt"] is not None:
+        lines.append(record["prompt"])
+    for name in ("completion", "reasoning"):
+        if record[name] is not None:
+            lines += [f"--- {name}", record[name]]
+    if record["error_status"] is not None or record["error_message"] is not None:
+        lines.append("--- error")
+        lines.append(f"HTTP {record['error_status']} from {record['error_provider_name'] or '(unknown)'}: "
+                     f"{record['error_message'] or ''}")
+        for number, attempt in enumerate(record["previous_errors"] or []):
+            lines.append(f"  before it, attempt {number}: HTTP {attempt['code']} from "
+                         f"{attempt['provider_name'] or '(unknown)'}: {attempt['message'] or ''}")
+    return "\n".join(lines)

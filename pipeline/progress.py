@@ -122,6 +122,13 @@ def summary_text(summary: RunSummary) -> str:
         lines.append(f"  {p.requests:,} requests, {p.retries:,} retries, {p.responses_429:,} rate-limited"
                      + (f"; the API's rate limit found: settled at {p.settled_rps:,.1f} requests/s"
                         if p.settled_rps is not None else ""))
+    if p.content_due or p.content_refused:
+        verb = "would fetch the content of" if summary.outcome == "dry_run" else "content of"
+        lines.append(f"  {verb} {p.content_due:,} loaded generations"
+                     + ("" if summary.outcome == "dry_run" else
+                        f": {p.content_stored:,} stored, {p.content_none_stored:,} with nothing stored, "
+                        f"{p.content_not_found:,} not found, {p.content_failed:,} failed "
+                        f"({p.content_rejected:,} bodies rejected)"))
     if summary.error:
         lines.append(f"  error: {printable(summary.error)}")
     if summary.outcome == "some_failed":

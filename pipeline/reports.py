@@ -302,6 +302,12 @@ class Warehouse:
         with closing(_connect(self.path, self.lock_timeout_s, self.at)) as reader:
             return resolve_window(reader, since=since, until=until)
 
+    def content(self, generation_id: str) -> dict[str, Any] | None:
+        """One generation's stored prompt, completion, reasoning and error, with its model and cost
+        (None: no content stored for it); see `orusage content`."""
+        with closing(_connect(self.path, self.lock_timeout_s, self.at)) as reader:
+            return generation_content(reader, generation_id)
+
     @staticmethod
     def reports() -> pl.DataFrame:
         return pl.DataFrame(
@@ -311,6 +317,15 @@ class Warehouse:
                 "by": [", ".join(f"{b} (default)" if b == r.default_by else b for b in r.by) for r in list_reports()],
             }
         )
+
+
+# ---- `orusage content` -----------------------------------------------------------------------------
+
+
+def generation_content(reader: Reader, generation_id: str) -> dict[str, Any] | None:
+    """The generation_content row of one id, with its generation's model, provider, time and cost."""
+    frame = reader.frame(statement("content/one_generation"), {"generation_id": generation_id})
+    return frame.row(0, named=True) if frame.height else None
 
 
 # ---- `orusage status` ----------------------------------------------------------------------------------

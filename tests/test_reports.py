@@ -25,11 +25,12 @@ from click.testing import CliRunner
 from pipeline import Warehouse
 from pipeline.cli import cli
 from pipeline.fake_api import Dataset
-from pipeline.normalize import normalize_bodies
+from pipeline.config import DEFAULT_MAX_CONTENT_BYTES
+from pipeline.normalize import normalize_bodies, normalize_content
 from pipeline.reports import ReportError, list_reports
 from pipeline.warehouse import QueueUpdate
 from pipeline.warehouse.duckdb_file import connect
-from pipeline.warehouse.duckdb_writes import upsert_batch
+from pipeline.warehouse.duckdb_writes import upsert_batch, write_content
 
 ROOT = Path(__file__).resolve().parent.parent
 END = datetime(2026, 8, 1, tzinfo=UTC)
@@ -42,6 +43,9 @@ def load(path: Path, dataset: Dataset) -> Path:
     assert batch.rejected == []
     updates = [QueueUpdate(i, "loaded", 1, 200, None, None) for i in dataset.ids]
     upsert_batch(con, batch, updates, run_id="test")
+    content = normalize_content([(i, dataset.content_body(i)) for i in dataset.ids], max_bytes=DEFAULT_MAX_CONTENT_BYTES)
+    assert content.rejected == []
+    write_content(con, content.rows, run_id="test")
     con.close()
     return path
 

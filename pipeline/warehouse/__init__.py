@@ -28,7 +28,7 @@ from pipeline.warehouse.interface import (
 __all__ = [
     "NOT_FOUND_GIVE_UP_AFTER", "QUEUE_STATUSES", "QueryError", "QueueUpdate", "Reader", "WarehouseError",
     "WarehouseLockedError", "WarehouseNotFoundError", "WarehouseTooNewError", "Writer", "open_reader", "open_writer",
-    "maintain", "Shard",
+    "maintain", "purge_content", "Shard",
 ]  # fmt: skip
 
 
@@ -78,3 +78,14 @@ def maintain(location: str | Path, *, keep_snapshots: timedelta) -> list[tuple[s
     with duckdb_file.Writer(location) as writer:  # closing it checkpoints the file
         pass
     return [("checkpointed (a DuckDB file needs nothing more)", 1)]
+
+
+def purge_content(location: str | Path, *, before: datetime | None = None, model: str | None = None,
+                  everything: bool = False, lock_timeout_s: float = 0) -> int:
+    """`orusage purge-content`: delete stored content (of generations created before `before`, of
+    models matching the glob `model`, or all), its bytes gone from the file or the lake's storage."""
+    writer = open_writer(location, lock_timeout_s=lock_timeout_s)
+    try:
+        return writer.purge_content(before=before, model=model, everything=everything)
+    finally:
+        writer.close()

@@ -21,7 +21,8 @@ from pipeline.warehouse.duckdb_writes import TABLE_KEYS
 from pipeline.warehouse.interface import WarehouseError
 
 COPY_CHUNK_ROWS = 16_384  # ~32 MB of generations (`raw` is most of a row)
-TABLES_IN_ORDER = ("generations", "provider_responses", "ingest_runs", "ingest_queue")
+CONTENT_CHUNK_ROWS = 256  # a stored prompt can be megabytes
+TABLES_IN_ORDER = ("generations", "provider_responses", "ingest_runs", "ingest_queue", "generation_content")
 assert set(TABLES_IN_ORDER) == set(TABLE_KEYS)
 
 
@@ -38,6 +39,9 @@ def copy_warehouse(source: str | Path, target: str | Path, *, data_path: str | N
             columns = ", ".join(f'"{name}"' for (name,) in reader.rows(
                 "select column_name from information_schema.columns where table_catalog = current_database() "
                 "and table_name = ? order by ordinal_position", [table]))
+            if not columns:  # a warehouse of an older orusage, without that table
+                continue
+            limit = min(chunk_rows, CONTENT_CHUNK_ROWS) if table == "generation_content" else chunk_rows
             keys = TABLE_KEYS[table]
             order = ", ".join(keys)
             after = f"where ({order}) > ({', '.join(f'$k{i}' for i in range(len(keys)))})"
@@ -45,7 +49,7 @@ def copy_warehouse(source: str | Path, target: str | Path, *, data_path: str | N
             last: tuple | None = None
             while True:
                 rows = reader.frame(
-                    f"select {columns} from {table} {after if last else ''} order by {order} limit {int(chunk_rows)}",
+                    f"select {columns} from {table} {after if last else ''} order by {order} limit {int(limit)}",
                     {f"k{i}": value for i, value in enumerate(last)} if last else None)
                 if not rows.height:
                     break

@@ -52,6 +52,7 @@ _T = TypeVar("_T")
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 INGEST_LOCK_SUFFIX = ".ingest.lock"
+PRIVATE_FILE_MODE = 0o600  # a warehouse file orusage creates: its owner's only
 
 # Patched by tests so that waiting for a lock takes no real time.
 _sleep = time.sleep
@@ -151,6 +152,7 @@ def _create_whole(path: Path) -> None:
     staging = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
     try:
         duckdb.connect(str(staging), config=OFFLINE).close()
+        os.chmod(staging, PRIVATE_FILE_MODE)  # it may come to hold prompts: see Writer._window
         os.link(staging, path)
     except OSError:  # FileExistsError: another process created it first; theirs is kept. Where
         pass  # links are not supported, DuckDB creates the file itself.
@@ -395,6 +397,9 @@ class Writer:
         self._depth = 0
         self._threads = threading.local()
         self._ingest_lock = _IngestLock(self._path, lock_timeout_s)
+        # A file only its owner may read gets a write-ahead log (and spill files) like it: DuckDB
+        # creates them anew in write windows, with the process's umask.
+        self._umask = 0o077 if not self._path.stat().st_mode & 0o077 else None
         try:
             self._instance = _instance(self._path)
             # The first window also waits for what held the file before this run (another tool,
@@ -423,14 +428,24 @@ class Writer:
             if outermost:
                 wait_s = self._readers_wait_s if wait_s is None else wait_s
                 self._ingest_lock.let_readers_in(wait_s)
-                _retry_while_locked(self._path, lambda: _attach(con, self._path), wait_s)
+                umask = None if self._umask is None else os.umask(self._umask)
+                try:
+                    _retry_while_locked(self._path, lambda: _attach(con, self._path), wait_s)
+                except BaseException:
+                    if umask is not None:
+                        os.umask(umask)
+                    raise
             self._depth += 1
             try:
                 yield con
             finally:
                 self._depth -= 1
                 if outermost:
-                    self._release(con)
+                    try:
+                        self._release(con)
+                    finally:
+                        if umask is not None:
+                            os.umask(umask)
 
     def _release(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
@@ -470,6 +485,15 @@ class Writer:
         with self._window() as con:
             return duckdb_writes.copy_rows(con, table, rows)
 
+    def write_content(self, rows: pl.DataFrame, *, run_id: str, run_counts: dict[str, int] | None = None) -> int:
+        with self._window() as con:
+            return duckdb_writes.write_content(con, rows, run_id=run_id, run_counts=run_counts)
+
+    def content_due_ids(self, *, since: datetime | None = None, until: datetime | None = None) -> Iterator[list[str]]:
+        with self._window() as con:
+            snapshot = duckdb_writes.snapshot_content_due(con, since=since, until=until, shard=self.shard)
+        yield from duckdb_writes.due_chunks(self._cursor(), snapshot)
+
     def start_run(self, *, options: dict[str, Any]) -> str:
         with self._window() as con:
             return duckdb_writes.start_run(con, options=options)
@@ -477,6 +501,33 @@ class Writer:
     def finish_run(self, run_id: str, *, counts: dict[str, Any], outcome: str) -> None:
         with self._window() as con:
             duckdb_writes.finish_run(con, run_id, counts=counts, outcome=outcome)
+
+    def purge_content(self, *, before: datetime | None = None, model: str | None = None,
+                      everything: bool = False) -> int:
+        """Delete content rows, then rewrite the file without them: DuckDB leaves a deleted row's
+        bytes in the file's blocks (freed, not cleared) even after a checkpoint and a VACUUM, so
+        the tables are copied into a new file (COPY FROM DATABASE) that replaces this one. A
+        process killed meanwhile leaves the old file, its rows deleted, and a stray `.purge` file
+        the next purge removes."""
+        fresh = self._path.with_name(f".{self._path.name}.purge")
+        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        with self._window() as con:
+            deleted = duckdb_writes.purge_content(con, before=before, model=model, everything=everything)
+            if not deleted:
+                return 0
+            con.execute("checkpoint")  # the log replayed into the file: nothing of it may outlive the swap
+            con.execute(f"attach {_sql_text(str(fresh))} as _orusage_fresh (row_group_size {ROW_GROUP_ROWS})")
+            try:
+                con.execute(f"copy from database {DATABASE} to _orusage_fresh")
+                con.execute("checkpoint _orusage_fresh")  # a detach leaves the log (see _instance)
+            finally:
+                con.execute("detach _orusage_fresh")
+        if Path(f"{self._path}.wal").exists():
+            raise WarehouseError(f"{self._path}: a write-ahead log appeared during the purge; run it again")
+        os.chmod(fresh, self._path.stat().st_mode & 0o777)
+        os.replace(fresh, self._path)
+        return deleted
 
     @contextmanager
     def rolled_back(self) -> Iterator[None]:

@@ -571,6 +571,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "provider_responses": ("generation_id", "attempt"),
     "ingest_runs": ("run_id",),
     "ingest_queue": ("generation_id",),
+    "generation_content": ("generation_id",),
 }
 _COPY_BATCH = "_orusage_copy_batch"
 _COPY_STORED = "_orusage_copy_stored"
@@ -604,6 +605,60 @@ def copy_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame, di
         rollback_if_open(con)
         raise
     return inserted
+
+
+# --- content -------------------------------------------------------------------------------
+
+_BATCH_CONTENT = "_orusage_batch_content"  # sql/content/insert_new.sql's table
+
+
+def write_content(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, run_id: str,
+                  run_counts: dict[str, int] | None = None) -> int:
+    """A batch of content rows (normalize.CONTENT_SCHEMA), the ids not stored yet, and the run's
+    counters, in ONE transaction; how many rows were new."""
+    if rows.height and rows.select("generation_id").is_duplicated().any():
+        raise ValueError("content batch repeats a generation id")
+    con.begin()
+    try:
+        inserted = 0
+        if rows.height:
+            with _registered(con, {_BATCH_CONTENT: rows}):
+                (inserted,) = con.execute(statement("content/insert_new"),
+                                          {"fetched_at": datetime.now(timezone.utc), "run_id": run_id}).fetchall()[0]
+        if run_counts:
+            _update_run_counts(con, run_id, run_counts)
+        con.commit()
+    except BaseException:
+        rollback_if_open(con)
+        raise
+    checkpoint_if_due(con)
+    return inserted
+
+
+def snapshot_content_due(con: duckdb.DuckDBPyConnection, *, since: datetime | None = None,
+                         until: datetime | None = None, shard: Shard | None = None) -> str:
+    """Copy the ids whose content is due (sql/content/due.sql) into a temp table of `con`'s, as
+    snapshot_due does; read it with due_chunks."""
+    snapshot = f"_orusage_content_due_{secrets.token_hex(4)}"
+    con.execute(f"create temp table {snapshot} as select generation_id from ({statement('content/due')})",
+                {"since": since, "until": until, **_shard_parameters(shard)})
+    return snapshot
+
+
+def purge_content(con: duckdb.DuckDBPyConnection, *, before: datetime | None = None, model: str | None = None,
+                  everything: bool = False) -> int:
+    """Delete content rows (sql/content/purge.sql) in one transaction; how many."""
+    if not (everything or before or model):
+        raise ValueError("purge what? give a time, a model glob, or everything")
+    con.begin()
+    try:
+        (deleted,) = con.execute(statement("content/purge"),
+                                 {"all": everything, "before": before, "model": model}).fetchall()[0]
+        con.commit()
+    except BaseException:
+        rollback_if_open(con)
+        raise
+    return deleted
 
 
 # --- runs ------------------------------------------------------------------------------------

@@ -383,6 +383,33 @@ class Writer:
     def copy_rows(self, table: str, rows: pl.DataFrame) -> int:
         return self._do(lambda con: duckdb_writes.copy_rows(con, table, rows, DIALECT))
 
+    def write_content(self, rows: pl.DataFrame, *, run_id: str, run_counts: dict[str, int] | None = None) -> int:
+        # No run counters, as in upsert_batch; content rows are only ever inserted, so workers of
+        # other shards do not conflict with them.
+        return self._do(lambda con: duckdb_writes.write_content(con, rows, run_id=run_id))
+
+    def content_due_ids(self, *, since: datetime | None = None, until: datetime | None = None) -> Iterator[list[str]]:
+        snapshot = self._do(lambda con: duckdb_writes.snapshot_content_due(con, since=since, until=until,
+                                                                           shard=self.shard))
+        yield from duckdb_writes.due_chunks(self._cursor(), snapshot)
+
+    def purge_content(self, *, before: datetime | None = None, model: str | None = None,
+                      everything: bool = False) -> int:
+        """Delete content rows, then DuckLake's own steps that take their bytes off the storage:
+        the table's files with deletes rewritten (whatever their share of deleted rows), every
+        snapshot expired (older ones still read the purged rows: time travel before a purge ends
+        with it), and the files no snapshot reads deleted."""
+        deleted = self._do(lambda con: duckdb_writes.purge_content(con, before=before, model=model,
+                                                                   everything=everything))
+        if deleted:
+            lake = _sql_text(DATABASE)
+            for sql in (f"call ducklake_flush_inlined_data({lake})",
+                        f"call ducklake_rewrite_data_files({lake}, 'generation_content', delete_threshold => 0)",
+                        f"call ducklake_expire_snapshots({lake}, older_than => now())",
+                        f"call ducklake_cleanup_old_files({lake}, cleanup_all => true)"):
+                self._do(lambda con, sql=sql: con.execute(sql).fetchall())
+        return deleted
+
     def start_run(self, *, options: dict[str, Any]) -> str:
         return self._do(lambda con: duckdb_writes.start_run(con, options=options))
 

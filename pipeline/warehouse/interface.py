@@ -111,6 +111,19 @@ class Writer(Protocol):
         """Insert, in one transaction, the rows of `table` (one of duckdb_writes.TABLE_KEYS) whose
         key is not stored yet; how many (`orusage copy`: a rerun inserts nothing twice)."""
 
+    def write_content(self, rows: pl.DataFrame, *, run_id: str, run_counts: dict[str, int] | None = None) -> int:
+        """Insert a batch of `generation_content` rows (normalize.CONTENT_SCHEMA) whose id has none
+        stored, with the run's counters (the file's), in ONE transaction; how many were new."""
+
+    def content_due_ids(self, *, since: datetime | None = None, until: datetime | None = None) -> Iterator[list[str]]:
+        """The loaded generations (of the window and shard) without a content row, in chunks, from
+        a snapshot taken at the first chunk."""
+
+    def purge_content(self, *, before: datetime | None = None, model: str | None = None,
+                      everything: bool = False) -> int:
+        """Delete the content of generations created before `before`, of models matching the glob
+        `model`, or all of it, so that its bytes are gone from the storage too; how many rows."""
+
     def start_run(self, *, options: dict[str, Any]) -> str:
         """Record a run's start (options without any secret); returns its id."""
 
