@@ -58,10 +58,11 @@ def client_env() -> dict[str, str]:
 class FakeApi:
     """`orusage fake-api` as a child process pinned to core 0; its first stdout line is the base URL."""
 
-    def __init__(self, size: int, seed: int, *, fault_rate: float = 0.0, latency_ms: float = 0.0) -> None:
+    def __init__(self, size: int, seed: int, *, fault_rate: float = 0.0, latency_ms: float = 0.0,
+                 extra_args: Sequence[str] = ()) -> None:
         self.command = [
             *server_prefix(), PYTHON, "-m", "pipeline.cli", "fake-api", "--port", "0", "--size", str(size),
-            "--seed", str(seed), "--fault-rate", str(fault_rate), "--latency-ms", str(latency_ms),
+            "--seed", str(seed), "--fault-rate", str(fault_rate), "--latency-ms", str(latency_ms), *extra_args,
         ]
         env = {**os.environ, "ORUSAGE_FAKE_API_KEY": BENCH_API_KEY}
         self._process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)

@@ -51,7 +51,7 @@ WITH_CONTENT_VARIABLE: Final = "ORUSAGE_WITH_CONTENT"  # 1: `ingest --with-conte
 # A stored body over this is kept cut to it (each text field and `raw`), marked `truncated`.
 DEFAULT_MAX_CONTENT_BYTES: Final = 32 * 2**20
 # A batch of content rows is written once it holds this many bytes of bodies (or batch_size rows).
-CONTENT_BATCH_BYTES: Final = 16 * 2**20
+CONTENT_BATCH_BYTES: Final = 4 * 2**20
 
 
 class ExitCode(IntEnum):

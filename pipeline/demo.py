@@ -152,7 +152,7 @@ def run_demo(
         say(f"fake OpenRouter API at {api.base_url} ({DEMO_FAULT_RATE:.0%} transient faults, 404 lag)")
         options = IngestOptions(paths=(str(logs_dir),), warehouse_path=warehouse_path, data_path=data_path,
                                 base_url=api.base_url,
-                                concurrency=64, demo=True)
+                                concurrency=64, demo=True, with_content=True)
         summary = ingest(options, api_key=DEMO_API_KEY, on_progress=on_progress)
     return DemoResult(summary, warehouse_path, logs_dir, size)
 
@@ -188,6 +188,12 @@ def refuse_real_warehouse(path: Path | str) -> None:
         raise DemoError(refusal)
 
 
+def _an_id_with_content(warehouse) -> str:
+    rows = warehouse.sql("select generation_id from generation_content where completion is not null "
+                         "order by generation_id limit 1")
+    return rows["generation_id"][0] if rows.height else "GEN_ID"
+
+
 def first_look(result: DemoResult) -> str:
     """What the demo prints on stdout: spend by model, latency by provider, and what to try next."""
     from pipeline import output
@@ -208,5 +214,7 @@ def first_look(result: DemoResult) -> str:
         "  orusage query \"select model, count(*) as calls, sum(total_cost) as cost_usd from generations "
         "group by all order by cost_usd desc\"",
         "  orusage status",
+        "  orusage report errors          # the errors providers returned (from the stored content)",
+        f"  orusage content {_an_id_with_content(warehouse)}   # one generation's prompt and completion",
         f"  the notebook: notebooks/cost_report.ipynb (it reads {config.WAREHOUSE_VARIABLE} too)",
     ])

@@ -937,6 +937,7 @@ class ServerStats:
     by_fault: Counter[str] = field(default_factory=Counter)   # injected faults by kind, "not_found_lag", "rate_limited"
     ok_by_id: Counter[str] = field(default_factory=Counter)   # complete 200s from /generation, per id
     content_ok_by_id: Counter[str] = field(default_factory=Counter)  # complete 200s from /generation/content
+    content_requests: int = 0  # every request to /generation/content, whatever the answer
 
 
 class _Api:
@@ -1078,6 +1079,7 @@ class _Api:
         return await self._serve_id(request, "generation")
 
     async def generation_content(self, request: web.Request) -> web.StreamResponse:
+        self.stats.content_requests += 1
         return await self._serve_id(request, "content")
 
     async def activity(self, request: web.Request) -> web.StreamResponse:
@@ -1128,7 +1130,7 @@ class ServerHandle:
         async def copy() -> ServerStats:
             s = self._api.stats
             return ServerStats(s.requests, Counter(s.by_status), Counter(s.by_fault), Counter(s.ok_by_id),
-                               Counter(s.content_ok_by_id))
+                               Counter(s.content_ok_by_id), s.content_requests)
 
         return asyncio.run_coroutine_threadsafe(copy(), self._loop).result(timeout=10)
 

@@ -30,6 +30,40 @@ _NO_MORE_IDS: Final = object()  # the feeder ran out of ids
 _WORKER_DONE: Final = object()  # a worker saw _NO_MORE_IDS and stopped
 
 
+class _BytesInHand:
+    """The bytes of bodies received and not yet handed to the caller, plus those expected from the
+    requests in flight (at the running mean body size), against a budget: with big bodies fewer
+    requests run at once, with small ones all of them. One request may always run."""
+
+    def __init__(self, budget: int | None) -> None:
+        self._budget = budget
+        self._bytes = 0
+        self._in_flight = 0
+        self._mean_body = 0.0
+        self._changed = asyncio.Event()
+
+    def _full(self) -> bool:
+        expected = self._bytes + (self._in_flight + 1) * self._mean_body
+        return self._budget is not None and self._in_flight > 0 and expected > self._budget
+
+    async def wait_for_room(self) -> None:
+        while self._full():
+            self._changed.clear()
+            await self._changed.wait()
+        self._in_flight += 1
+
+    def add(self, outcome: Outcome) -> None:
+        size = len(getattr(outcome, "body", b""))
+        self._in_flight -= 1
+        self._bytes += size
+        self._mean_body += (size - self._mean_body) * 0.1
+        self._changed.set()
+
+    def remove(self, outcome: Outcome) -> None:
+        self._bytes -= len(getattr(outcome, "body", b""))
+        self._changed.set()
+
+
 class _Raise:
     """An exception carried from a worker or the feeder to the caller, in order with outcomes."""
 
@@ -46,8 +80,13 @@ async def fetch_generations(
     concurrency: int = 32,
     content: bool = False,
     ids_per_slot: int = IDS_PER_REQUEST_SLOT,
+    max_bytes_in_hand: int | None = None,
 ) -> AsyncIterator[Outcome]:
     """Yield one outcome per id, in completion order, with at most `concurrency` requests in flight.
+
+    `max_bytes_in_hand` bounds the bodies received and not yet yielded, with those the requests in
+    flight are expected to bring (content bodies can be megabytes): a request starts only if they
+    fit. A body far over the mean may still overshoot it once.
 
     A `FatalAPIError` stops every worker and is raised to the caller once the outcomes finished
     before it have been yielded. Cancelling the caller (Ctrl-C) stops the workers at once; the
@@ -62,6 +101,7 @@ async def fetch_generations(
     todo: asyncio.Queue[object] = asyncio.Queue(maxsize=concurrency)
     done: asyncio.Queue[object] = asyncio.Queue(maxsize=concurrency)
     stopping = asyncio.Event()
+    in_hand = _BytesInHand(max_bytes_in_hand)
 
     async def feed() -> None:
         try:
@@ -83,7 +123,9 @@ async def fetch_generations(
             if generation_id is _NO_MORE_IDS:
                 break
             try:
+                await in_hand.wait_for_room()
                 outcome = await get(generation_id, slots=slots)  # type: ignore[arg-type]
+                in_hand.add(outcome)
             except Exception as exc:  # FatalAPIError; anything else is a bug, stopped the same way
                 stopping.set()
                 await done.put(_Raise(exc))
@@ -102,6 +144,7 @@ async def fetch_generations(
             elif isinstance(item, _Raise):
                 raise item.exc
             else:
+                in_hand.remove(item)  # type: ignore[arg-type]
                 yield item  # type: ignore[misc]
     finally:
         for task in (feeder, *workers):

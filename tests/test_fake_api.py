@@ -449,3 +449,34 @@ def test_the_command_prints_its_url_first_serves_and_exits_0_on_a_signal(stop_si
     finally:
         process.kill()
         process.wait()
+
+
+def test_content_is_consistent_with_each_generations_metadata():
+    """Every content body validates; its prompt is about as long as the prompt tokens say (~4 bytes
+    a token, up to the cap), a completed generation has a completion, a failed one its stored error
+    with one previous error per earlier failed attempt; some store nothing; big prompts where asked."""
+    dataset = Dataset(3000, seed=21, big_content_every=500, big_content_bytes=3 * 2**20)
+    kinds = Counter()
+    for index, generation_id in enumerate(dataset.ids):
+        body = dataset.content_body(generation_id)
+        sdk.GenerationContentResponse.model_validate_json(body)
+        data, record = orjson.loads(body)["data"], dataset.record(generation_id)
+        messages = data["input"].get("messages")
+        if not messages and not data["input"].get("prompt"):
+            kinds["none_stored"] += 1
+            assert data["output"] == {"completion": None, "reasoning": None} and data["error"] is None
+            continue
+        text = messages[-1]["content"] if messages else data["input"]["prompt"]
+        if index % 500 == 499:
+            kinds["big"] += 1
+            assert len(text) == 3 * 2**20
+        elif record["tokens_prompt"] and record["tokens_prompt"] < 2_000:
+            assert 2 * record["tokens_prompt"] < len(text) < 12 * record["tokens_prompt"] + 60
+        if record["finish_reason"] == "error":
+            kinds["failed"] += 1
+            attempts = record.get("provider_responses") or [None]
+            assert data["output"]["completion"] is None and data["error"]["status"] is not None
+            assert len(data["error"]["previous_errors"]) == len(attempts) - 1
+        elif record["api_type"] != "embeddings":
+            assert data["output"]["completion"]
+    assert kinds["none_stored"] > 50 and kinds["failed"] > 10 and kinds["big"] >= 5

@@ -12,7 +12,7 @@ import pytest
 from lakes import make_target
 from pipeline import warehouse
 from pipeline.fake_api import Dataset
-from pipeline.normalize import normalize_bodies
+from pipeline.normalize import normalize_bodies, normalize_content
 from pipeline.warehouse import QueueUpdate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,13 +27,17 @@ def _render_module():
     return module
 
 
-@pytest.mark.parametrize("kind", ["file", "lake_sqlite"])
-def test_notebook_runs_every_cell_and_draws_png_charts(tmp_path: Path, kind: str) -> None:
+# The file's warehouse holds no content (the notebook's section on it says so), the lake's does.
+@pytest.mark.parametrize(("kind", "with_content"), [("file", False), ("lake_sqlite", True)])
+def test_notebook_runs_every_cell_and_draws_png_charts(tmp_path: Path, kind: str, with_content: bool) -> None:
     dataset = Dataset(3000, seed=7, end=datetime(2026, 8, 1, tzinfo=UTC), days=21)
     [target] = make_target(kind, tmp_path)
     with warehouse.open_writer(target.location, data_path=target.data_path) as writer:
         batch = normalize_bodies([(i, dataset.body(i)) for i in dataset.ids])
         writer.upsert_batch(batch, [QueueUpdate(i, "loaded", 1, 200, None, None) for i in dataset.ids], run_id="test")
+        if with_content:
+            content = normalize_content([(i, dataset.content_body(i)) for i in dataset.ids], max_bytes=2**20)
+            writer.write_content(content.rows, run_id="test")
 
     nb = _render_module().execute(NOTEBOOK, {"warehouse": str(target.location)})
 
@@ -43,6 +47,11 @@ def test_notebook_runs_every_cell_and_draws_png_charts(tmp_path: Path, kind: str
     assert errors == []
     pngs = [out for cell in code for out in cell.outputs if "image/png" in out.get("data", {})]
     assert len(pngs) == CHARTS
+    content_section = "".join(str(out.get("data", {}).get("text/markdown", "")) for out in code[-1].outputs)
+    if with_content:
+        assert "most_common_message" in content_section and "cost_usd_per_prompt_kb" in content_section
+    else:
+        assert "No content stored" in content_section
 
 
 def test_committed_notebook_has_one_tagged_parameter_cell_and_no_injected_one() -> None:

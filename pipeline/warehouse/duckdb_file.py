@@ -37,7 +37,13 @@ import polars as pl
 from pipeline import config
 from pipeline.normalize import NormalizedBatch
 from pipeline.warehouse import duckdb_writes
-from pipeline.warehouse.duckdb_writes import DATABASE, NO_AUTOMATIC_CHECKPOINT, ROW_GROUP_ROWS, THREADS
+from pipeline.warehouse.duckdb_writes import (
+    CONTENT_ROW_GROUP_ROWS,
+    DATABASE,
+    NO_AUTOMATIC_CHECKPOINT,
+    ROW_GROUP_ROWS,
+    THREADS,
+)
 from pipeline.warehouse.interface import (
     QueryError,
     QueueUpdate,
@@ -225,9 +231,9 @@ def _instance(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _attach(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyConnection:
+def _attach(con: duckdb.DuckDBPyConnection, path: Path, row_group_rows: int = ROW_GROUP_ROWS) -> duckdb.DuckDBPyConnection:
     """The file attached under DATABASE with ROW_GROUP_ROWS-row groups, and made `con`'s default."""
-    con.execute(f"attach {_sql_text(str(path))} as {DATABASE} (row_group_size {ROW_GROUP_ROWS})")
+    con.execute(f"attach {_sql_text(str(path))} as {DATABASE} (row_group_size {row_group_rows})")
     con.execute(f"use {DATABASE}")
     return con
 
@@ -419,7 +425,8 @@ class Writer:
         return con
 
     @contextmanager
-    def _window(self, *, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _window(self, *, wait_s: float | None = None,
+                row_group_rows: int = ROW_GROUP_ROWS) -> Iterator[duckdb.DuckDBPyConnection]:
         """The file attached, for this thread's cursor; nested windows share the outermost one.
         Waits for readers holding the file (their shared lock) up to `wait_s`."""
         with self._window_lock:
@@ -430,7 +437,7 @@ class Writer:
                 self._ingest_lock.let_readers_in(wait_s)
                 umask = None if self._umask is None else os.umask(self._umask)
                 try:
-                    _retry_while_locked(self._path, lambda: _attach(con, self._path), wait_s)
+                    _retry_while_locked(self._path, lambda: _attach(con, self._path, row_group_rows), wait_s)
                 except BaseException:
                     if umask is not None:
                         os.umask(umask)
@@ -486,7 +493,7 @@ class Writer:
             return duckdb_writes.copy_rows(con, table, rows)
 
     def write_content(self, rows: pl.DataFrame, *, run_id: str, run_counts: dict[str, int] | None = None) -> int:
-        with self._window() as con:
+        with self._window(row_group_rows=CONTENT_ROW_GROUP_ROWS) as con:
             return duckdb_writes.write_content(con, rows, run_id=run_id, run_counts=run_counts)
 
     def content_due_ids(self, *, since: datetime | None = None, until: datetime | None = None) -> Iterator[list[str]]:

@@ -80,6 +80,8 @@ READ_OUT_OF_MEMORY_WAIT_S = 30.0
 # A run killed before a checkpoint replays its WAL on the next open.
 DATABASE = "warehouse"
 ROW_GROUP_ROWS = 16_384
+# The same, for generation_content's rows (a prompt can be megabytes): the smallest DuckDB allows.
+CONTENT_ROW_GROUP_ROWS = 2_048
 CHECKPOINT_AFTER_WAL_MB = 16
 NO_AUTOMATIC_CHECKPOINT = "1TB"
 MEMORY_LIMIT_MB = 32
@@ -347,7 +349,11 @@ def rollback_if_open(con: duckdb.DuckDBPyConnection) -> None:
 def _batch_memory_limit_mb(con: duckdb.DuckDBPyConnection, batch: NormalizedBatch) -> int:
     """MEMORY_LIMIT_MB, plus room for what DuckDB must hold: the batch's rows, and the rows written
     since the last checkpoint (about the size of the WAL; updated rows cannot be evicted)."""
-    frames_mb = (batch.generations.estimated_size() + batch.provider_responses.estimated_size()) / 2**20
+    return _frames_memory_limit_mb(con, [batch.generations, batch.provider_responses])
+
+
+def _frames_memory_limit_mb(con: duckdb.DuckDBPyConnection, frames: Sequence[pl.DataFrame]) -> int:
+    frames_mb = sum(frame.estimated_size() for frame in frames) / 2**20
     return MEMORY_LIMIT_MB + math.ceil(BATCH_MEMORY_FACTOR * frames_mb + _wal_mb(con))
 
 
@@ -618,19 +624,30 @@ def write_content(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, run_id:
     counters, in ONE transaction; how many rows were new."""
     if rows.height and rows.select("generation_id").is_duplicated().any():
         raise ValueError("content batch repeats a generation id")
-    con.begin()
+    parameters = {"fetched_at": datetime.now(timezone.utc), "run_id": run_id}
+
+    def write() -> int:
+        con.begin()
+        try:
+            inserted = 0
+            if rows.height:
+                with _registered(con, {_BATCH_CONTENT: rows}):
+                    (inserted,) = con.execute(statement("content/insert_new"), parameters).fetchall()[0]
+            if run_counts:
+                _update_run_counts(con, run_id, run_counts)
+            _set_memory_limit(con, _default_memory_limit_mb())  # see _write_batch
+            con.commit()
+        except BaseException:
+            rollback_if_open(con)
+            raise
+        return inserted
+
+    _set_memory_limit(con, _frames_memory_limit_mb(con, [rows]))
     try:
-        inserted = 0
-        if rows.height:
-            with _registered(con, {_BATCH_CONTENT: rows}):
-                (inserted,) = con.execute(statement("content/insert_new"),
-                                          {"fetched_at": datetime.now(timezone.utc), "run_id": run_id}).fetchall()[0]
-        if run_counts:
-            _update_run_counts(con, run_id, run_counts)
-        con.commit()
-    except BaseException:
-        rollback_if_open(con)
-        raise
+        inserted = write()
+    except duckdb.OutOfMemoryException:  # as in upsert_batch: once more under DuckDB's default limit
+        _set_memory_limit(con, _default_memory_limit_mb())
+        inserted = write()
     checkpoint_if_due(con)
     return inserted
 
