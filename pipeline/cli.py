@@ -11,7 +11,7 @@ import json
 import signal
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -123,14 +123,19 @@ def _warehouse_option(help_text: str, default: str = config.DEFAULT_WAREHOUSE):
                         show_envvar=True, callback=_remember_warehouse, help=help_text + _LAKE_HELP)
 
 
-def _at(ctx: click.Context, param: click.Parameter, value: str | None):
-    try:
-        return None if value is None else config.parse_at(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+def _parsed_by(parse: Callable[[str], object]) -> Callable[[click.Context, click.Parameter, str | None], object]:
+    """An option's callback: the value through `parse`, its ValueError as click's usage error."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+        try:
+            return None if value is None else parse(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+
+    return callback
 
 
-_AT_OPTION = click.option("--at", callback=_at, metavar="SNAPSHOT|TIME",
+_AT_OPTION = click.option("--at", callback=_parsed_by(config.parse_at), metavar="SNAPSHOT|TIME",
                           help="A lake only: answer as the warehouse was at this snapshot id or time (UTC).")
 
 
@@ -295,13 +300,6 @@ _DATA_PATH_OPTION = click.option(
     help="Where a new DuckLake keeps its Parquet files (given once, when the lake is created).")
 
 
-def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
-    try:
-        return None if value is None else config.parse_shard(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-
-
 @cli.command("ingest")
 @click.argument("paths", nargs=-1)
 @_WAREHOUSE_OPTION
@@ -318,7 +316,7 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Seconds to wait for another ingest to finish with the warehouse.")
 @_DATA_PATH_OPTION
-@click.option("--shard", callback=_shard, metavar="I/N",
+@click.option("--shard", callback=_parsed_by(config.parse_shard), metavar="I/N",
               help="Only the ids of shard I of N (1 <= I <= N): run N such workers at once into one lake.")
 @click.option("--with-content", is_flag=True, envvar=config.WITH_CONTENT_VARIABLE, show_envvar=True,
               help="Also fetch and store each loaded generation's prompt, completion and stored error "
@@ -514,16 +512,9 @@ def content_command(generation_id: str, warehouse: Path | str, lock_timeout: flo
         click.echo(output.content_text(record))
 
 
-def _age(ctx: click.Context, param: click.Parameter, value: str | None):
-    try:
-        return None if value is None else config.parse_age(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-
-
 @cli.command("purge-content")
 @_warehouse_option("The warehouse to purge.")
-@click.option("--older-than", callback=_age, metavar="AGE", help="Content of generations created more than AGE ago (30d, 12h, 2w).")
+@click.option("--older-than", callback=_parsed_by(config.parse_age), metavar="AGE", help="Content of generations created more than AGE ago (30d, 12h, 2w).")
 @click.option("--model", metavar="GLOB", help="Content of generations of models matching GLOB ('openai/*').")
 @click.option("--all", "everything", is_flag=True, help="All stored content.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,

@@ -26,6 +26,7 @@ from typing import Final
 from pipeline.client import OpenRouterClient, Outcome
 
 IDS_PER_REQUEST_SLOT: Final = 8
+_FIRST_GUESS_BODY_BYTES: Final = 64 * 1024  # see _BytesInHand
 _NO_MORE_IDS: Final = object()  # the feeder ran out of ids
 _WORKER_DONE: Final = object()  # a worker saw _NO_MORE_IDS and stopped
 
@@ -39,7 +40,7 @@ class _BytesInHand:
         self._budget = budget
         self._bytes = 0
         self._in_flight = 0
-        self._mean_body = 0.0
+        self._mean_body = float(_FIRST_GUESS_BODY_BYTES)  # until bodies tell: so a first burst of workers cannot all start
         self._changed = asyncio.Event()
 
     def _full(self) -> bool:
@@ -56,7 +57,7 @@ class _BytesInHand:
         size = len(getattr(outcome, "body", b""))
         self._in_flight -= 1
         self._bytes += size
-        self._mean_body += (size - self._mean_body) * 0.1
+        self._mean_body += (size - self._mean_body) * 0.25
         self._changed.set()
 
     def remove(self, outcome: Outcome) -> None:

@@ -365,9 +365,8 @@ async def _fetch_and_load_content(
             await asyncio.sleep(0)
 
     writer = _BatchWriter(lambda outcomes: _write_content(store, run_id, outcomes, progress, options.max_content_bytes))
-    # One worker per request slot (not fetch's default), and no new request while a batch's worth
-    # of bodies waits for the batch: a body can be megabytes.
-    outcomes = fetch_generations(due(), client, concurrency=options.concurrency, content=True, ids_per_slot=1,
+    # No new request while a batch's worth of bodies (received or expected) waits: a body can be megabytes.
+    outcomes = fetch_generations(due(), client, concurrency=options.concurrency, content=True,
                                  max_bytes_in_hand=config.CONTENT_BATCH_BYTES)
     outcome, error, refusal = await _load_in_batches(outcomes, writer, client, options, progress, on_progress,
                                                      max_batch_bytes=config.CONTENT_BATCH_BYTES)

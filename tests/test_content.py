@@ -352,3 +352,44 @@ def test_purge_on_a_lake_leaves_no_data_file_holding_the_purged_rows(tmp_path: P
     assert deleted == 40
     assert read(target, "select count(*) from generation_content") == [(0,)]
     assert content_rows_in_data_files() == 0
+
+
+# --- reading it ------------------------------------------------------------------------------------
+
+
+def test_orusage_content_prints_one_generations_prompt_completion_and_error(tmp_path: Path):
+    dataset = Dataset(300, seed=14)
+    path = tmp_path / "w.duckdb"
+    logs = write_id_log(tmp_path / "logs" / "app.log", dataset.ids)
+    with start_server(dataset, api_key=KEY) as server:
+        assert ingest(options(logs, path, server.base_url, with_content=True), api_key=KEY).outcome == "ok"
+    runner = CliRunner()
+    completed = next(i for i in dataset.ids if dataset.content(i)["output"]["completion"])
+    failed = next(i for i in dataset.ids if dataset.content(i)["error"])
+    nothing = next(i for i in dataset.ids if not dataset.content(i)["input"].get("messages")
+                   and not dataset.content(i)["input"].get("prompt"))
+
+    shown = runner.invoke(cli, ["content", completed, "--warehouse", str(path)])
+    assert shown.exit_code == 0, shown.output
+    data = dataset.content(completed)
+    assert data["input"]["messages"][1]["content"] in shown.stdout and data["output"]["completion"] in shown.stdout
+    assert dataset.record(completed)["model"] in shown.stdout.splitlines()[0]
+
+    error = dataset.content(failed)["error"]
+    shown = runner.invoke(cli, ["content", failed, "--warehouse", str(path)])
+    assert f"HTTP {error['status']} from {error['provider_name']}: {error['message']}" in shown.stdout
+    as_json = json.loads(runner.invoke(cli, ["content", failed, "--warehouse", str(path), "--json"]).stdout)
+    assert as_json["error_status"] == error["status"] and len(as_json["previous_errors"]) == len(error["previous_errors"])
+
+    assert "no content stored" in runner.invoke(cli, ["content", nothing, "--warehouse", str(path)]).stdout
+    missing = runner.invoke(cli, ["content", "gen-1700000000-notLoadedAtAll000000", "--warehouse", str(path)])
+    assert missing.exit_code == ExitCode.USAGE and "no content stored for it" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_purge_content_says_what_it_needs():
+    runner = CliRunner()
+    assert "say what to purge" in runner.invoke(cli, ["purge-content"]).stderr
+    assert "--all purges everything" in runner.invoke(cli, ["purge-content", "--all", "--model", "x"]).stderr
+    refused = runner.invoke(cli, ["purge-content", "--older-than", "30 days"])
+    assert refused.exit_code == ExitCode.USAGE and "not an age" in refused.stderr
