@@ -12,6 +12,9 @@ notebook call). What each backend must guarantee:
   responses, its queue updates and the run's counters together, or nothing: a process killed at
   any moment leaves each batch wholly written or not at all. Re-applying a batch changes nothing
   but `ingest_queue.updated_at` (an unchanged record is not rewritten).
+- **Content, written once.** `write_content` inserts only the `generation_content` rows whose id
+  has none (a rerun writes nothing); `purge_content` deletes rows so that their text is gone from
+  the storage's bytes too, not only from the table.
 - **Keys without declared constraints.** `generations.id`, `provider_responses (generation_id,
   attempt)` and `ingest_queue.generation_id` are unique because the writes insert only the keys
   they do not find stored (DuckLake declares no keys at all; the DuckDB file keeps none either, see
