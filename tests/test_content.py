@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -393,3 +396,42 @@ def test_purge_content_says_what_it_needs():
     assert "--all purges everything" in runner.invoke(cli, ["purge-content", "--all", "--model", "x"]).stderr
     refused = runner.invoke(cli, ["purge-content", "--older-than", "30 days"])
     assert refused.exit_code == ExitCode.USAGE and "not an age" in refused.stderr
+
+
+CONTENT_INGEST_SCRIPT = """
+import os, sys
+from pipeline.client import RetryPolicy
+from pipeline.ingest import IngestOptions, ingest
+from pathlib import Path
+logs, path, base_url = sys.argv[1:4]
+options = IngestOptions(paths=(logs,), warehouse_path=Path(path), base_url=base_url, concurrency=4, batch_size=25,
+                        with_content=True, retry_policy=RetryPolicy(backoff_initial_s=0.01, backoff_max_s=0.05))
+summary = ingest(options, api_key=os.environ["OPENROUTER_API_KEY"],
+                 on_progress=lambda p: print("content", p.content_stored + p.content_none_stored, flush=True))
+print("finished", summary.outcome, flush=True)
+"""
+
+
+def test_kill_9_while_content_loads_then_a_rerun_completes_it_without_refetching(tmp_path: Path):
+    dataset = Dataset(400, seed=15)
+    path = tmp_path / "w.duckdb"
+    logs = write_id_log(tmp_path / "logs" / "app.log", dataset.ids)
+    env = {**os.environ, "OPENROUTER_API_KEY": KEY, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    with start_server(dataset, api_key=KEY, faults=Faults(latency_ms=2)) as server:
+        child = subprocess.Popen([sys.executable, "-c", CONTENT_INGEST_SCRIPT, str(logs), str(path), server.base_url],
+                                 env=env, stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None
+        for line in child.stdout:
+            words = line.split()
+            if words[0] == "content" and int(words[1]) >= 100:
+                child.send_signal(signal.SIGKILL)
+                break
+        assert child.wait(timeout=60) == -signal.SIGKILL
+        kept = {generation_id for (generation_id,) in read(path, "select generation_id from generation_content")}
+        assert 100 <= len(kept) < 400
+        server.reset_stats()
+        summary = ingest(options(logs, path, server.base_url, with_content=True), api_key=KEY)
+        refetched = set(server.snapshot().content_ok_by_id)
+    assert summary.outcome == "ok"
+    assert refetched == set(dataset.ids) - kept  # what was committed is not asked again
+    assert stored_content(path) == expected_content(dataset)
