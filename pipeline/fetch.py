@@ -26,7 +26,7 @@ from typing import Final
 from pipeline.client import OpenRouterClient, Outcome
 
 IDS_PER_REQUEST_SLOT: Final = 8
-_FIRST_GUESS_BODY_BYTES: Final = 64 * 1024  # see _BytesInHand
+_FIRST_GUESS_BODY_BYTES: Final = 256 * 1024  # see _BytesInHand
 _NO_MORE_IDS: Final = object()  # the feeder ran out of ids
 _WORKER_DONE: Final = object()  # a worker saw _NO_MORE_IDS and stopped
 
@@ -34,7 +34,8 @@ _WORKER_DONE: Final = object()  # a worker saw _NO_MORE_IDS and stopped
 class _BytesInHand:
     """The bytes of bodies received and not yet handed to the caller, plus those expected from the
     requests in flight (at the running mean body size), against a budget: with big bodies fewer
-    requests run at once, with small ones all of them. One request may always run."""
+    requests run at once, with small ones all of them. With nothing in hand nor in flight, one
+    request may run, whatever its size."""
 
     def __init__(self, budget: int | None) -> None:
         self._budget = budget
@@ -45,7 +46,8 @@ class _BytesInHand:
 
     def _full(self) -> bool:
         expected = self._bytes + (self._in_flight + 1) * self._mean_body
-        return self._budget is not None and self._in_flight > 0 and expected > self._budget
+        idle = self._in_flight == 0 and self._bytes == 0  # then one request runs, whatever its size
+        return self._budget is not None and not idle and expected > self._budget
 
     async def wait_for_room(self) -> None:
         while self._full():

@@ -506,7 +506,7 @@ def _write_content(store: warehouse.Writer, run_id: str, outcomes: list[Outcome]
     (no row, so the next run asks again)."""
     normalized = normalize_content([(o.generation_id, o.body) for o in outcomes if isinstance(o, Loaded)],
                                    max_bytes=max_bytes)
-    store.write_content(normalized.rows, run_id=run_id, run_counts=_request_counts(progress))
+    store.write_content(normalized, run_id=run_id, run_counts=_request_counts(progress))
     statuses = Counter(normalized.rows.get_column("content_status").to_list())
     progress.content_stored += statuses["stored"]
     progress.content_none_stored += statuses["none_stored"]

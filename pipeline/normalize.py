@@ -386,12 +386,20 @@ CONTENT_SCHEMA: dict[str, pl.DataType] = {
     "body_bytes": pl.Int64(),
     "truncated": pl.Boolean(),
     "raw": pl.String(),
+    "stored_in_parts": pl.Boolean(),
 }  # fmt: skip
+CONTENT_PARTS_SCHEMA: dict[str, pl.DataType] = {"generation_id": pl.String(), "part": pl.Int32(), "text": pl.String()}
+# A body longer than this keeps only its small fields in its row; its `data` text is stored in parts of
+# CONTENT_PART_CHARS characters (at most 4 bytes each), so that no row is more than a few tens of KB
+# (sql/schema/007_generation_content.sql says why).
+CONTENT_INLINE_BODY_BYTES = 16 * 1024
+CONTENT_PART_CHARS = 4 * 1024
 
 
 @dataclass
 class NormalizedContent:
     rows: pl.DataFrame  # CONTENT_SCHEMA, one row per id
+    parts: pl.DataFrame  # CONTENT_PARTS_SCHEMA: the `data` text of the rows stored in parts, in order
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (requested id, reason: never the content)
 
 
@@ -400,14 +408,25 @@ def normalize_content(bodies: Sequence[tuple[str, bytes]], *, max_bytes: int) ->
     the API's content shape is rejected with a reason that names the field, never its text; a text
     field or `raw` over `max_bytes` is stored cut to that many bytes (`truncated`)."""
     rows: list[dict[str, object]] = []
+    parts: dict[str, list] = {"generation_id": [], "part": [], "text": []}
     rejected: list[tuple[str, str]] = []
     with _gc_paused():
         for requested_id, body in dict(bodies).items():
             try:
-                rows.append({"generation_id": requested_id, **_content_row(body, max_bytes)})
+                row = {"generation_id": requested_id, **_content_row(body, max_bytes)}
             except _Rejected as exc:
                 rejected.append((requested_id, str(exc)))
-    return NormalizedContent(pl.DataFrame(rows, schema=CONTENT_SCHEMA), rejected)
+                continue
+            if len(body) > CONTENT_INLINE_BODY_BYTES:
+                raw = row["raw"]
+                pieces = [raw[start:start + CONTENT_PART_CHARS] for start in range(0, len(raw), CONTENT_PART_CHARS)]
+                parts["generation_id"] += [requested_id] * len(pieces)
+                parts["part"] += range(len(pieces))
+                parts["text"] += pieces
+                row.update(messages=None, prompt=None, completion=None, reasoning=None, raw=None, stored_in_parts=True)
+            rows.append(row)
+    return NormalizedContent(pl.DataFrame(rows, schema=CONTENT_SCHEMA),
+                             pl.DataFrame(parts, schema=CONTENT_PARTS_SCHEMA), rejected)
 
 
 def _content_row(body: bytes, max_bytes: int) -> dict[str, object]:
@@ -418,38 +437,44 @@ def _content_row(body: bytes, max_bytes: int) -> dict[str, object]:
     data = document.get("data") if isinstance(document, dict) else None
     if not isinstance(data, dict):
         raise _Rejected("content body has no `data` object")
-    cut = len(body) > max_bytes
-    inputs = _typed(data, "input", dict, "data") or {}
-    output = _typed(data, "output", dict, "data") or {}
-    messages = _typed(inputs, "messages", list, "input")
-    prompt = _typed(inputs, "prompt", str, "input")
+    inputs, output, messages, prompt, completion, reasoning, error = _content_fields(data)
     message_rows = None if messages is None else [_message_row(m, n) for n, m in enumerate(messages)]
-    completion = _typed(output, "completion", str, "output")
-    reasoning = _typed(output, "reasoning", str, "output")
-    error = _typed(data, "error", dict, "data")
     input_bytes = _utf8_len(prompt) + sum(
         _utf8_len(m["content"]) + _utf8_len(m["content_parts"]) for m in message_rows or ())
     output_bytes = _utf8_len(completion) + _utf8_len(reasoning)
     stored = bool(input_bytes or output_bytes or error is not None)
-    raw = _data_text(body) if body.startswith(_COMPACT_PREFIX) else None
-    raw_text = (raw.decode() if raw is not None else orjson.dumps(data).decode())
-    if message_rows is not None:  # the byte counts above are of the whole texts; now cut them
-        for m in message_rows:
-            m["content"], m["content_parts"] = _cut(m["content"], cut, max_bytes), _cut(m["content_parts"], cut, max_bytes)
+    cut = len(body) > max_bytes
+    if cut:  # every text cut to max_bytes, `raw` included, which stays JSON; the sizes above are the real ones
+        data = _cut_texts(data, max_bytes)
+        inputs, output, messages, prompt, completion, reasoning, error = _content_fields(data)
+        message_rows = None if messages is None else [_message_row(m, n) for n, m in enumerate(messages)]
+        raw_text = orjson.dumps(data).decode()
+    else:
+        raw = _data_text(body) if body.startswith(_COMPACT_PREFIX) else None
+        raw_text = raw.decode() if raw is not None else orjson.dumps(data).decode()
     return {
         "content_status": "stored" if stored else "none_stored",
         "input_kind": "messages" if messages else "prompt" if prompt else None,
         "messages": message_rows or None,
-        "prompt": _cut(prompt, cut, max_bytes) or None,
-        "completion": _cut(completion, cut, max_bytes),
-        "reasoning": _cut(reasoning, cut, max_bytes),
-        **_error_fields(error, cut, max_bytes),
+        "prompt": prompt or None,
+        "completion": completion,
+        "reasoning": reasoning,
+        **_error_fields(error),
         "input_bytes": input_bytes,
         "output_bytes": output_bytes,
         "body_bytes": len(body),
         "truncated": cut,
-        "raw": _cut(raw_text, cut, max_bytes),
+        "raw": raw_text,
+        "stored_in_parts": False,
     }
+
+
+def _content_fields(data: dict) -> tuple:
+    inputs = _typed(data, "input", dict, "data") or {}
+    output = _typed(data, "output", dict, "data") or {}
+    return (inputs, output, _typed(inputs, "messages", list, "input"), _typed(inputs, "prompt", str, "input"),
+            _typed(output, "completion", str, "output"), _typed(output, "reasoning", str, "output"),
+            _typed(data, "error", dict, "data"))
 
 
 def _typed(parent: dict, key: str, kind: type, where: str) -> object:
@@ -469,7 +494,7 @@ def _message_row(message: object, number: int) -> dict[str, str | None]:
     return {"role": role, "content": None, "content_parts": orjson.dumps(content).decode()}
 
 
-def _error_fields(error: dict | None, cut: bool, max_bytes: int) -> dict[str, object]:
+def _error_fields(error: dict | None) -> dict[str, object]:
     if error is None:
         return dict.fromkeys(("error_status", "error_message", "error_provider_name", "error_raw", "previous_errors"))
     status = _typed(error, "status", int, "error")
@@ -481,12 +506,12 @@ def _error_fields(error: dict | None, cut: bool, max_bytes: int) -> dict[str, ob
             raise _Rejected(f"content body: `{where}` is {_json_type(attempt)}, not object")
         attempts.append({"code": _typed(attempt, "code", int, where), "message": _typed(attempt, "message", str, where),
                          "provider_name": _typed(attempt, "provider_name", str, where),
-                         "raw": _cut(_typed(attempt, "raw", str, where), cut, max_bytes)})
+                         "raw": _typed(attempt, "raw", str, where)})
     return {
         "error_status": status,
-        "error_message": _cut(_typed(error, "message", str, "error"), cut, max_bytes),
+        "error_message": _typed(error, "message", str, "error"),
         "error_provider_name": _typed(error, "provider_name", str, "error"),
-        "error_raw": _cut(_typed(error, "raw", str, "error"), cut, max_bytes),
+        "error_raw": _typed(error, "raw", str, "error"),
         "previous_errors": attempts,
     }
 
@@ -495,10 +520,19 @@ def _utf8_len(text: object) -> int:
     return len(text.encode()) if isinstance(text, str) else 0
 
 
-def _cut(text: object, cut: bool, max_bytes: int) -> str | None:
-    """The text, or its first max_bytes bytes (never half a character) when the body was too big."""
-    if not isinstance(text, str):
-        return None
-    if not cut or len(text) * 4 <= max_bytes:
+def _cut(text: str, max_bytes: int) -> str:
+    """The text's first max_bytes bytes, never half a character."""
+    if len(text) * 4 <= max_bytes:
         return text
     return text.encode()[:max_bytes].decode(errors="ignore")
+
+
+def _cut_texts(value: object, max_bytes: int) -> object:
+    """A JSON value with every string in it cut to max_bytes (a cut body's `raw`)."""
+    if isinstance(value, str):
+        return _cut(value, max_bytes)
+    if isinstance(value, dict):
+        return {key: _cut_texts(item, max_bytes) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_cut_texts(item, max_bytes) for item in value]
+    return value

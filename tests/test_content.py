@@ -28,7 +28,7 @@ from pipeline.cli import cli
 from pipeline.config import DEFAULT_MAX_CONTENT_BYTES, ExitCode
 from pipeline.fake_api import Dataset, Faults, start_server
 from pipeline.ingest import ingest
-from pipeline.normalize import normalize_content
+from pipeline.normalize import CONTENT_PART_CHARS, normalize_content
 
 import lakes
 from lakes import Target
@@ -70,6 +70,7 @@ def test_the_docs_example_body_parses_to_the_exact_row():
         "body_bytes": len(body),
         "truncated": False,
         "raw": orjson.dumps(orjson.loads(body)["data"]).decode(),
+        "stored_in_parts": False,
     }
 
 
@@ -114,7 +115,41 @@ def test_a_body_over_max_content_bytes_is_stored_cut_with_its_real_size():
     assert row["truncated"] is True
     assert row["prompt"] == "é" * 500
     assert row["input_bytes"] == 6000 and row["body_bytes"] == len(body)
-    assert len(row["raw"].encode()) <= 1001 and row["completion"] == "ok"
+    assert orjson.loads(row["raw"]) == {"error": None, "input": {"prompt": "é" * 500},
+                                        "output": {"completion": "ok", "reasoning": None}}  # still JSON
+    assert row["completion"] == "ok"
+
+
+def test_a_big_body_is_stored_in_parts_that_put_together_are_its_data(tmp_path: Path):
+    """A body over CONTENT_INLINE_BODY_BYTES keeps its small fields in its row and its `data` text
+    in parts; the generation_content view reads it like any other row."""
+    parts = [{"type": "text", "text": "Describe this."}, {"type": "image_url", "image_url": {"url": "x" * 50_000}}]
+    data = {"error": None, "input": {"messages": [{"role": "system", "content": "é" * 20_000},
+                                                  {"role": "user", "content": parts}]},
+            "output": {"completion": "A picture of x.", "reasoning": "Looked."}}
+    body = orjson.dumps({"data": data})
+    normalized = normalize_content([("gen-big", body), ("gen-small", fixture("generation_content_200_docs_openapi_example.json"))],
+                                   max_bytes=DEFAULT_MAX_CONTENT_BYTES)
+    big = normalized.rows.row(0, named=True)
+    assert big["stored_in_parts"] is True and big["raw"] is None and big["messages"] is None
+    assert big["input_bytes"] == 40_000 + len(orjson.dumps(parts)) and big["body_bytes"] == len(body)
+    assert "".join(normalized.parts.sort("part")["text"]) == orjson.dumps(data).decode()
+    assert normalized.parts["text"].str.len_chars().max() <= CONTENT_PART_CHARS
+    assert set(normalized.parts["generation_id"]) == {"gen-big"}
+
+    writer = warehouse.open_writer(tmp_path / "w.duckdb")
+    try:
+        assert writer.write_content(normalized, run_id="test") == 2
+        assert writer.write_content(normalized, run_id="test") == 0  # written once
+    finally:
+        writer.close()
+    [(messages, completion, reasoning, raw, input_bytes)] = read(
+        tmp_path / "w.duckdb", "select messages, completion, reasoning, raw, input_bytes from generation_content "
+                               "where generation_id = 'gen-big'")
+    assert messages == [{"role": "system", "content": "é" * 20_000, "content_parts": None},
+                        {"role": "user", "content": None, "content_parts": orjson.dumps(parts).decode()}]
+    assert (completion, reasoning, orjson.loads(raw), input_bytes) == ("A picture of x.", "Looked.", data, big["input_bytes"])
+    assert read(tmp_path / "w.duckdb", "select count(*) from generation_content_parts") == [(normalized.parts.height,)]
 
 
 @pytest.mark.parametrize(("body", "reason"), [

@@ -238,7 +238,7 @@ def test_copy_file_to_lake_to_file_round_trips_identical_rows_and_resumes_withou
                        source, server.base_url, with_content=True), api_key=KEY)
     original = table_rows(source)
     assert len(original["generations"]) == 700 and len(original["ingest_queue"]) == 701
-    assert len(original["generation_content"]) == 700
+    assert len(original["generation_content_rows"]) == 700
 
     # a copy that dies after two pages (a kill, a lost connection), then run again: it resumes
     copy_rows = warehouse.duckdb_writes.copy_rows

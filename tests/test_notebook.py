@@ -37,7 +37,7 @@ def test_notebook_runs_every_cell_and_draws_png_charts(tmp_path: Path, kind: str
         writer.upsert_batch(batch, [QueueUpdate(i, "loaded", 1, 200, None, None) for i in dataset.ids], run_id="test")
         if with_content:
             content = normalize_content([(i, dataset.content_body(i)) for i in dataset.ids], max_bytes=2**20)
-            writer.write_content(content.rows, run_id="test")
+            writer.write_content(content, run_id="test")
 
     nb = _render_module().execute(NOTEBOOK, {"warehouse": str(target.location)})
 

@@ -45,7 +45,7 @@ def load(path: Path, dataset: Dataset) -> Path:
     upsert_batch(con, batch, updates, run_id="test")
     content = normalize_content([(i, dataset.content_body(i)) for i in dataset.ids], max_bytes=DEFAULT_MAX_CONTENT_BYTES)
     assert content.rejected == []
-    write_content(con, content.rows, run_id="test")
+    write_content(con, content, run_id="test")
     con.close()
     return path
 

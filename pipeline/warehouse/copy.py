@@ -22,7 +22,8 @@ from pipeline.warehouse.interface import WarehouseError
 
 COPY_CHUNK_ROWS = 16_384  # ~32 MB of generations (`raw` is most of a row)
 CONTENT_CHUNK_ROWS = 256  # a stored prompt can be megabytes
-TABLES_IN_ORDER = ("generations", "provider_responses", "ingest_runs", "ingest_queue", "generation_content")
+TABLES_IN_ORDER = ("generations", "provider_responses", "ingest_runs", "ingest_queue", "generation_content_rows",
+                   "generation_content_parts")
 assert set(TABLES_IN_ORDER) == set(TABLE_KEYS)
 
 
@@ -41,7 +42,7 @@ def copy_warehouse(source: str | Path, target: str | Path, *, data_path: str | N
                 "and table_name = ? order by ordinal_position", [table]))
             if not columns:  # a warehouse of an older orusage, without that table
                 continue
-            limit = min(chunk_rows, CONTENT_CHUNK_ROWS) if table == "generation_content" else chunk_rows
+            limit = min(chunk_rows, CONTENT_CHUNK_ROWS) if table.startswith("generation_content") else chunk_rows
             keys = TABLE_KEYS[table]
             order = ", ".join(keys)
             after = f"where ({order}) > ({', '.join(f'$k{i}' for i in range(len(keys)))})"

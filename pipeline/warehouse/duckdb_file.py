@@ -35,7 +35,7 @@ import orjson
 import polars as pl
 
 from pipeline import config
-from pipeline.normalize import NormalizedBatch
+from pipeline.normalize import NormalizedBatch, NormalizedContent
 from pipeline.warehouse import duckdb_writes
 from pipeline.warehouse.duckdb_writes import (
     CONTENT_ROW_GROUP_ROWS,
@@ -492,9 +492,9 @@ class Writer:
         with self._window() as con:
             return duckdb_writes.copy_rows(con, table, rows)
 
-    def write_content(self, rows: pl.DataFrame, *, run_id: str, run_counts: dict[str, int] | None = None) -> int:
+    def write_content(self, content: NormalizedContent, *, run_id: str, run_counts: dict[str, int] | None = None) -> int:
         with self._window(row_group_rows=CONTENT_ROW_GROUP_ROWS) as con:
-            return duckdb_writes.write_content(con, rows, run_id=run_id, run_counts=run_counts)
+            return duckdb_writes.write_content(con, content, run_id=run_id, run_counts=run_counts)
 
     def content_due_ids(self, *, since: datetime | None = None, until: datetime | None = None) -> Iterator[list[str]]:
         with self._window() as con:

@@ -41,7 +41,7 @@ import orjson
 import polars as pl
 
 from pipeline import config
-from pipeline.normalize import GENERATION_SCHEMA, PROVIDER_RESPONSE_SCHEMA, NormalizedBatch
+from pipeline.normalize import GENERATION_SCHEMA, PROVIDER_RESPONSE_SCHEMA, NormalizedBatch, NormalizedContent
 from pipeline.warehouse.interface import NOT_FOUND_GIVE_UP_AFTER, QUEUE_STATUSES, QueueUpdate
 from pipeline.warehouse.sql_files import statement
 
@@ -577,7 +577,8 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "provider_responses": ("generation_id", "attempt"),
     "ingest_runs": ("run_id",),
     "ingest_queue": ("generation_id",),
-    "generation_content": ("generation_id",),
+    "generation_content_rows": ("generation_id",),
+    "generation_content_parts": ("generation_id", "part"),
 }
 _COPY_BATCH = "_orusage_copy_batch"
 _COPY_STORED = "_orusage_copy_stored"
@@ -615,13 +616,16 @@ def copy_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame, di
 
 # --- content -------------------------------------------------------------------------------
 
-_BATCH_CONTENT = "_orusage_batch_content"  # sql/content/insert_new.sql's table
+_BATCH_CONTENT = "_orusage_batch_content"  # sql/content/'s tables
+_BATCH_CONTENT_PARTS = "_orusage_batch_content_parts"
+_CONTENT_INSERTS = ("content/new_ids", "content/insert_rows", "content/insert_parts")
 
 
-def write_content(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, run_id: str,
+def write_content(con: duckdb.DuckDBPyConnection, content: NormalizedContent, *, run_id: str,
                   run_counts: dict[str, int] | None = None) -> int:
-    """A batch of content rows (normalize.CONTENT_SCHEMA), the ids not stored yet, and the run's
-    counters, in ONE transaction; how many rows were new."""
+    """A batch of content (normalize.normalize_content: rows, and the parts of the big ones), the
+    ids not stored yet, and the run's counters, in ONE transaction; how many rows were new."""
+    rows = content.rows
     if rows.height and rows.select("generation_id").is_duplicated().any():
         raise ValueError("content batch repeats a generation id")
     parameters = {"fetched_at": datetime.now(timezone.utc), "run_id": run_id}
@@ -631,8 +635,13 @@ def write_content(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, run_id:
         try:
             inserted = 0
             if rows.height:
-                with _registered(con, {_BATCH_CONTENT: rows}):
-                    (inserted,) = con.execute(statement("content/insert_new"), parameters).fetchall()[0]
+                with _registered(con, {_BATCH_CONTENT: rows, _BATCH_CONTENT_PARTS: content.parts}):
+                    for name in _CONTENT_INSERTS:
+                        sql = statement(name)
+                        result = con.execute(sql, parameters if "$run_id" in sql else None).fetchall()
+                        if name == "content/insert_rows":
+                            (inserted,) = result[0]
+                    con.execute("drop table if exists _orusage_new_content_ids")  # a rollback drops it too
             if run_counts:
                 _update_run_counts(con, run_id, run_counts)
             _set_memory_limit(con, _default_memory_limit_mb())  # see _write_batch
@@ -642,7 +651,7 @@ def write_content(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, run_id:
             raise
         return inserted
 
-    _set_memory_limit(con, _frames_memory_limit_mb(con, [rows]))
+    _set_memory_limit(con, _frames_memory_limit_mb(con, [rows, content.parts]))
     try:
         inserted = write()
     except duckdb.OutOfMemoryException:  # as in upsert_batch: once more under DuckDB's default limit
@@ -671,6 +680,7 @@ def purge_content(con: duckdb.DuckDBPyConnection, *, before: datetime | None = N
     try:
         (deleted,) = con.execute(statement("content/purge"),
                                  {"all": everything, "before": before, "model": model}).fetchall()[0]
+        con.execute(statement("content/purge_parts"))
         con.commit()
     except BaseException:
         rollback_if_open(con)

@@ -39,7 +39,7 @@ import duckdb
 import polars as pl
 
 from pipeline import config
-from pipeline.normalize import NormalizedBatch
+from pipeline.normalize import NormalizedBatch, NormalizedContent
 from pipeline.warehouse import duckdb_file, duckdb_writes
 from pipeline.warehouse.duckdb_file import _sql_text
 from pipeline.warehouse.duckdb_writes import DATABASE, THREADS
@@ -383,10 +383,10 @@ class Writer:
     def copy_rows(self, table: str, rows: pl.DataFrame) -> int:
         return self._do(lambda con: duckdb_writes.copy_rows(con, table, rows, DIALECT))
 
-    def write_content(self, rows: pl.DataFrame, *, run_id: str, run_counts: dict[str, int] | None = None) -> int:
+    def write_content(self, content: NormalizedContent, *, run_id: str, run_counts: dict[str, int] | None = None) -> int:
         # No run counters, as in upsert_batch; content rows are only ever inserted, so workers of
         # other shards do not conflict with them.
-        return self._do(lambda con: duckdb_writes.write_content(con, rows, run_id=run_id))
+        return self._do(lambda con: duckdb_writes.write_content(con, content, run_id=run_id))
 
     def content_due_ids(self, *, since: datetime | None = None, until: datetime | None = None) -> Iterator[list[str]]:
         snapshot = self._do(lambda con: duckdb_writes.snapshot_content_due(con, since=since, until=until,
@@ -404,7 +404,8 @@ class Writer:
         if deleted:
             lake = _sql_text(DATABASE)
             for sql in (f"call ducklake_flush_inlined_data({lake})",
-                        f"call ducklake_rewrite_data_files({lake}, 'generation_content', delete_threshold => 0)",
+                        f"call ducklake_rewrite_data_files({lake}, 'generation_content_rows', delete_threshold => 0)",
+                        f"call ducklake_rewrite_data_files({lake}, 'generation_content_parts', delete_threshold => 0)",
                         f"call ducklake_expire_snapshots({lake}, older_than => now())",
                         f"call ducklake_cleanup_old_files({lake}, cleanup_all => true)"):
                 self._do(lambda con, sql=sql: con.execute(sql).fetchall())

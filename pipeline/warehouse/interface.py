@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from pipeline.normalize import NormalizedBatch
+from pipeline.normalize import NormalizedBatch, NormalizedContent
 
 QUEUE_STATUSES = ("pending", "loaded", "not_found", "failed")
 # `not_found` ids are re-checked until they are this old (by the timestamp in the id): the API's
@@ -114,9 +114,9 @@ class Writer(Protocol):
         """Insert, in one transaction, the rows of `table` (one of duckdb_writes.TABLE_KEYS) whose
         key is not stored yet; how many (`orusage copy`: a rerun inserts nothing twice)."""
 
-    def write_content(self, rows: pl.DataFrame, *, run_id: str, run_counts: dict[str, int] | None = None) -> int:
-        """Insert a batch of `generation_content` rows (normalize.CONTENT_SCHEMA) whose id has none
-        stored, with the run's counters (the file's), in ONE transaction; how many were new."""
+    def write_content(self, content: NormalizedContent, *, run_id: str, run_counts: dict[str, int] | None = None) -> int:
+        """Insert a batch of content (normalize.normalize_content's rows and parts) whose id has
+        none stored, with the run's counters (the file's), in ONE transaction; how many were new."""
 
     def content_due_ids(self, *, since: datetime | None = None, until: datetime | None = None) -> Iterator[list[str]]:
         """The loaded generations (of the window and shard) without a content row, in chunks, from

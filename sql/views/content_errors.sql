@@ -13,7 +13,7 @@ with errors as (
         error_status as status,
         error_message as message,
         error_raw as raw
-    from generation_content
+    from generation_content_rows  -- the errors are never in parts
     where error_status is not null or error_message is not null or error_provider_name is not null
 
     union all
@@ -31,7 +31,7 @@ with errors as (
             generation_id,
             unnest(previous_errors) as previous_error,
             generate_subscripts(previous_errors, 1) as attempt
-        from generation_content
+        from generation_content_rows
         where len(previous_errors) > 0
     )
 
