@@ -189,7 +189,7 @@ def refuse_real_warehouse(path: Path | str) -> None:
 
 
 def _an_id_with_content(warehouse) -> str:
-    rows = warehouse.sql("select generation_id from generation_content where completion is not null "
+    rows = warehouse.sql("select generation_id from generation_content_rows where completion is not null "
                          "order by generation_id limit 1")
     return rows["generation_id"][0] if rows.height else "GEN_ID"
 

@@ -9,7 +9,7 @@ with sized as (
         generations.total_cost_usd
 
     from generations_in_window($since, $until, $model, $provider) as generations
-    join generation_content as content on content.generation_id = generations.generation_id
+    join generation_content_rows as content on content.generation_id = generations.generation_id  -- sizes only: no parts needed
     where content.content_status = 'stored'
 
 ),
