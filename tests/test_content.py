@@ -28,7 +28,7 @@ from pipeline.cli import cli
 from pipeline.config import DEFAULT_MAX_CONTENT_BYTES, ExitCode
 from pipeline.fake_api import Dataset, Faults, start_server
 from pipeline.ingest import ingest
-from pipeline.normalize import CONTENT_PART_CHARS, normalize_content
+from pipeline.normalize import CONTENT_INLINE_BODY_BYTES, CONTENT_PART_CHARS, normalize_content
 
 import lakes
 from lakes import Target
@@ -199,13 +199,16 @@ def stored_content(target: Path | Target) -> dict[str, tuple]:
 
 
 def test_content_is_exact_under_faults_and_a_rerun_asks_for_nothing(target: Target, tmp_path: Path):
-    dataset = Dataset(400, seed=18)
+    dataset = Dataset(400, seed=18, big_content_every=50, big_content_bytes=40_000)  # some bodies stored in parts
     logs = write_id_log(tmp_path / "logs" / "app.log", dataset.ids)
     with start_server(dataset, api_key=KEY, faults=Faults.transient(0.1, not_found_first=1, seed=3)) as server:
         summary = ingest(options(logs, target, server.base_url, with_content=True), api_key=KEY)
         assert summary.outcome == "ok", summary.error
         assert summary.as_dict()["content"]["due"] == 400
         assert stored_content(target) == expected_content(dataset)
+        in_parts = sum(len(dataset.content_body(i)) > CONTENT_INLINE_BODY_BYTES for i in dataset.ids)
+        assert in_parts >= 5
+        assert read(target, "select count(*) from generation_content_rows where stored_in_parts") == [(in_parts,)]
         errors = read(target, "select count(*) from content_errors where error_kind = 'returned'")[0][0]
         assert errors == sum(1 for i in dataset.ids if dataset.content(i)["error"])
 
