@@ -48,7 +48,7 @@ WRITER_WAITS_FOR_READERS_S: Final = 120.0
 STAGE_CHUNK_IDS: Final = 50_000
 
 WITH_CONTENT_VARIABLE: Final = "ORUSAGE_WITH_CONTENT"  # 1: `ingest --with-content`
-# A stored body over this is kept cut to it (each text field and `raw`), marked `truncated`.
+# A stored body over this is kept with each of its texts cut to it (`raw` too, still JSON), marked `truncated`.
 DEFAULT_MAX_CONTENT_BYTES: Final = 32 * 2**20
 # A batch of content rows is written once it holds this many bytes of bodies (or batch_size rows).
 CONTENT_BATCH_BYTES: Final = 4 * 2**20

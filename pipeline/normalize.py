@@ -437,8 +437,8 @@ def _content_row(body: bytes, max_bytes: int) -> dict[str, object]:
     data = document.get("data") if isinstance(document, dict) else None
     if not isinstance(data, dict):
         raise _Rejected("content body has no `data` object")
-    inputs, output, messages, prompt, completion, reasoning, error = _content_fields(data)
-    message_rows = None if messages is None else [_message_row(m, n) for n, m in enumerate(messages)]
+    messages, prompt, completion, reasoning, error = _content_fields(data)
+    message_rows = _message_rows(messages)
     input_bytes = _utf8_len(prompt) + sum(
         _utf8_len(m["content"]) + _utf8_len(m["content_parts"]) for m in message_rows or ())
     output_bytes = _utf8_len(completion) + _utf8_len(reasoning)
@@ -446,8 +446,8 @@ def _content_row(body: bytes, max_bytes: int) -> dict[str, object]:
     cut = len(body) > max_bytes
     if cut:  # every text cut to max_bytes, `raw` included, which stays JSON; the sizes above are the real ones
         data = _cut_texts(data, max_bytes)
-        inputs, output, messages, prompt, completion, reasoning, error = _content_fields(data)
-        message_rows = None if messages is None else [_message_row(m, n) for n, m in enumerate(messages)]
+        messages, prompt, completion, reasoning, error = _content_fields(data)
+        message_rows = _message_rows(messages)
         raw_text = orjson.dumps(data).decode()
     else:
         raw = _data_text(body) if body.startswith(_COMPACT_PREFIX) else None
@@ -470,9 +470,10 @@ def _content_row(body: bytes, max_bytes: int) -> dict[str, object]:
 
 
 def _content_fields(data: dict) -> tuple:
+    """(messages, prompt, completion, reasoning, error) of a content body's `data`, each type-checked."""
     inputs = _typed(data, "input", dict, "data") or {}
     output = _typed(data, "output", dict, "data") or {}
-    return (inputs, output, _typed(inputs, "messages", list, "input"), _typed(inputs, "prompt", str, "input"),
+    return (_typed(inputs, "messages", list, "input"), _typed(inputs, "prompt", str, "input"),
             _typed(output, "completion", str, "output"), _typed(output, "reasoning", str, "output"),
             _typed(data, "error", dict, "data"))
 
@@ -482,6 +483,10 @@ def _typed(parent: dict, key: str, kind: type, where: str) -> object:
     if value is not None and not isinstance(value, kind):
         raise _Rejected(f"content body: `{where}.{key}` is {_json_type(value)}, not {_json_type(kind())}")
     return value
+
+
+def _message_rows(messages: list | None) -> list[dict[str, str | None]] | None:
+    return None if messages is None else [_message_row(message, number) for number, message in enumerate(messages)]
 
 
 def _message_row(message: object, number: int) -> dict[str, str | None]:

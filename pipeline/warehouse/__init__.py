@@ -8,6 +8,7 @@ DuckLake (ducklake.py) for a `ducklake:postgres:...` or `ducklake:sqlite:...` lo
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -84,8 +85,5 @@ def purge_content(location: str | Path, *, before: datetime | None = None, model
                   everything: bool = False, lock_timeout_s: float = 0) -> int:
     """`orusage purge-content`: delete stored content (of generations created before `before`, of
     models matching the glob `model`, or all), its bytes gone from the file or the lake's storage."""
-    writer = open_writer(location, lock_timeout_s=lock_timeout_s)
-    try:
+    with closing(open_writer(location, lock_timeout_s=lock_timeout_s)) as writer:
         return writer.purge_content(before=before, model=model, everything=everything)
-    finally:
-        writer.close()

@@ -238,6 +238,19 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, row_group_rows: int = RO
     return con
 
 
+@contextmanager
+def _umask(mask: int | None) -> Iterator[None]:
+    """The process's umask set to `mask` for the block (None: left as it is)."""
+    if mask is None:
+        yield
+        return
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Another connection to the same open warehouse (for another thread), on the warehouse:
     DuckDB's cursors start on the instance's default database, not on the one `use`d."""
@@ -429,30 +442,20 @@ class Writer:
                 row_group_rows: int = ROW_GROUP_ROWS) -> Iterator[duckdb.DuckDBPyConnection]:
         """The file attached, for this thread's cursor; nested windows share the outermost one.
         Waits for readers holding the file (their shared lock) up to `wait_s`."""
-        with self._window_lock:
+        with self._window_lock, contextlib.ExitStack() as outermost_only:
             con = self._cursor()
             outermost = self._depth == 0
             if outermost:
                 wait_s = self._readers_wait_s if wait_s is None else wait_s
                 self._ingest_lock.let_readers_in(wait_s)
-                umask = None if self._umask is None else os.umask(self._umask)
-                try:
-                    _retry_while_locked(self._path, lambda: _attach(con, self._path, row_group_rows), wait_s)
-                except BaseException:
-                    if umask is not None:
-                        os.umask(umask)
-                    raise
+                outermost_only.enter_context(_umask(self._umask))
+                _retry_while_locked(self._path, lambda: _attach(con, self._path, row_group_rows), wait_s)
+                outermost_only.callback(self._release, con)
             self._depth += 1
             try:
                 yield con
             finally:
                 self._depth -= 1
-                if outermost:
-                    try:
-                        self._release(con)
-                    finally:
-                        if umask is not None:
-                            os.umask(umask)
 
     def _release(self, con: duckdb.DuckDBPyConnection) -> None:
         try:

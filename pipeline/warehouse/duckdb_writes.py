@@ -289,16 +289,25 @@ def upsert_batch(
     _refuse_repeated_keys(batch)
     now = datetime.now(timezone.utc)
     queue = _queue_frame(queue_updates)
-    _set_memory_limit(con, _batch_memory_limit_mb(con, batch))
+    _under_batch_memory_limit(con, [batch.generations, batch.provider_responses], lambda: _write_batch(
+        con, batch, queue, now=now, run_id=run_id, run_counts=run_counts, dialect=dialect))
+
+
+def _under_batch_memory_limit(con: duckdb.DuckDBPyConnection, frames: Sequence[pl.DataFrame],
+                              write: Callable[[], _T]) -> _T:
+    """write() (one idempotent transaction) under the batch's memory limit, then a checkpoint if due.
+
+    The limit is there to make DuckDB evict, not to fail a batch (a refresh's in-place updates
+    stay in memory until the next checkpoint): one that runs out of memory is written once more
+    with DuckDB's default limit, 80% of the RAM (`reset memory_limit` leaves the old one in force)."""
+    _set_memory_limit(con, _batch_memory_limit_mb(con, frames))
     try:
-        _write_batch(con, batch, queue, now=now, run_id=run_id, run_counts=run_counts, dialect=dialect)
+        result = write()
     except duckdb.OutOfMemoryException:
-        # The limit is there to make DuckDB evict, not to fail a batch (a refresh's in-place updates
-        # stay in memory until the next checkpoint): once more with DuckDB's default limit, 80% of
-        # the RAM (`reset memory_limit` leaves the old one in force). A batch is idempotent.
         _set_memory_limit(con, _default_memory_limit_mb())
-        _write_batch(con, batch, queue, now=now, run_id=run_id, run_counts=run_counts, dialect=dialect)
+        result = write()
     checkpoint_if_due(con)
+    return result
 
 
 def _refuse_repeated_keys(batch: NormalizedBatch) -> None:
@@ -346,13 +355,9 @@ def rollback_if_open(con: duckdb.DuckDBPyConnection) -> None:
         pass  # no transaction is active: a failed commit has already rolled back
 
 
-def _batch_memory_limit_mb(con: duckdb.DuckDBPyConnection, batch: NormalizedBatch) -> int:
+def _batch_memory_limit_mb(con: duckdb.DuckDBPyConnection, frames: Sequence[pl.DataFrame]) -> int:
     """MEMORY_LIMIT_MB, plus room for what DuckDB must hold: the batch's rows, and the rows written
     since the last checkpoint (about the size of the WAL; updated rows cannot be evicted)."""
-    return _frames_memory_limit_mb(con, [batch.generations, batch.provider_responses])
-
-
-def _frames_memory_limit_mb(con: duckdb.DuckDBPyConnection, frames: Sequence[pl.DataFrame]) -> int:
     frames_mb = sum(frame.estimated_size() for frame in frames) / 2**20
     return MEMORY_LIMIT_MB + math.ceil(BATCH_MEMORY_FACTOR * frames_mb + _wal_mb(con))
 
@@ -369,12 +374,23 @@ def _default_memory_limit_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 * 8 // 10
 
 
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The block in one transaction: committed at its end, rolled back if it raises."""
+    con.begin()
+    try:
+        yield
+        con.commit()
+    except BaseException:
+        rollback_if_open(con)
+        raise
+
+
 def _write_batch(
     con: duckdb.DuckDBPyConnection, batch: NormalizedBatch, queue: pl.DataFrame, *, now: datetime,
     run_id: str, run_counts: dict[str, int] | None = None, dialect: str = "duckdb",
 ) -> None:
-    con.begin()
-    try:
+    with _transaction(con):
         if batch.generations.height:
             write_generations(con, batch, loaded_at=now, run_id=run_id)
         if queue.height:
@@ -388,10 +404,6 @@ def _write_batch(
         # Only the statements run under the batch's limit: a commit must not run out of memory
         # (see checkpoint_if_due), and the default limit then stays until the next batch.
         _set_memory_limit(con, _default_memory_limit_mb())
-        con.commit()
-    except BaseException:
-        rollback_if_open(con)
-        raise
 
 
 def write_generations(
@@ -509,11 +521,13 @@ def snapshot_due(
 ) -> str:
     """Copy the due ids (sql/queue/due.sql), in the order they were queued, into a temp table of
     `con`'s; returns its name. It needs no open file afterwards: read it with due_chunks."""
+    return _snapshot_ids(con, statement("queue/due", dialect), _due_parameters(now, refresh, since, until, shard))
+
+
+def _snapshot_ids(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, object]) -> str:
+    """The generation ids `sql` selects, copied into a new temp table of `con`'s; its name."""
     snapshot = f"_orusage_due_{secrets.token_hex(4)}"
-    con.execute(
-        f"create temp table {snapshot} as select generation_id from ({statement('queue/due', dialect)})",
-        _due_parameters(now, refresh, since, until, shard),
-    )
+    con.execute(f"create temp table {snapshot} as select generation_id from ({sql})", parameters)
     return snapshot
 
 
@@ -595,22 +609,16 @@ def copy_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame, di
     into = _COPY_INTO.get(dialect, {}).get(table, table)
     columns = ", ".join(rows.columns)
     same_key = " and ".join(f"stored.{key} = batch.{key}" for key in keys)
-    con.begin()
-    try:
-        with _registered(con, {_COPY_BATCH: rows}):
-            con.execute(
-                f"create or replace temp table {_COPY_STORED} as select {', '.join(keys)} from {table} "
-                f"where {keys[0]} in (select {keys[0]} from {_COPY_BATCH})"
-            )
-            (inserted,) = con.execute(
-                f"insert into {into} ({columns}) select {columns} from {_COPY_BATCH} as batch "
-                f"where not exists (select 1 from {_COPY_STORED} as stored where {same_key})"
-            ).fetchall()[0]
-            con.execute(f"drop table {_COPY_STORED}")
-        con.commit()
-    except BaseException:
-        rollback_if_open(con)
-        raise
+    with _transaction(con), _registered(con, {_COPY_BATCH: rows}):
+        con.execute(
+            f"create or replace temp table {_COPY_STORED} as select {', '.join(keys)} from {table} "
+            f"where {keys[0]} in (select {keys[0]} from {_COPY_BATCH})"
+        )
+        (inserted,) = con.execute(
+            f"insert into {into} ({columns}) select {columns} from {_COPY_BATCH} as batch "
+            f"where not exists (select 1 from {_COPY_STORED} as stored where {same_key})"
+        ).fetchall()[0]
+        con.execute(f"drop table {_COPY_STORED}")
     return inserted
 
 
@@ -631,9 +639,8 @@ def write_content(con: duckdb.DuckDBPyConnection, content: NormalizedContent, *,
     parameters = {"fetched_at": datetime.now(timezone.utc), "run_id": run_id}
 
     def write() -> int:
-        con.begin()
-        try:
-            inserted = 0
+        inserted = 0
+        with _transaction(con):
             if rows.height:
                 with _registered(con, {_BATCH_CONTENT: rows, _BATCH_CONTENT_PARTS: content.parts}):
                     for name in _CONTENT_INSERTS:
@@ -645,30 +652,16 @@ def write_content(con: duckdb.DuckDBPyConnection, content: NormalizedContent, *,
             if run_counts:
                 _update_run_counts(con, run_id, run_counts)
             _set_memory_limit(con, _default_memory_limit_mb())  # see _write_batch
-            con.commit()
-        except BaseException:
-            rollback_if_open(con)
-            raise
         return inserted
 
-    _set_memory_limit(con, _frames_memory_limit_mb(con, [rows, content.parts]))
-    try:
-        inserted = write()
-    except duckdb.OutOfMemoryException:  # as in upsert_batch: once more under DuckDB's default limit
-        _set_memory_limit(con, _default_memory_limit_mb())
-        inserted = write()
-    checkpoint_if_due(con)
-    return inserted
+    return _under_batch_memory_limit(con, [rows, content.parts], write)
 
 
 def snapshot_content_due(con: duckdb.DuckDBPyConnection, *, since: datetime | None = None,
                          until: datetime | None = None, shard: Shard | None = None) -> str:
     """Copy the ids whose content is due (sql/content/due.sql) into a temp table of `con`'s, as
     snapshot_due does; read it with due_chunks."""
-    snapshot = f"_orusage_content_due_{secrets.token_hex(4)}"
-    con.execute(f"create temp table {snapshot} as select generation_id from ({statement('content/due')})",
-                {"since": since, "until": until, **_shard_parameters(shard)})
-    return snapshot
+    return _snapshot_ids(con, statement("content/due"), {"since": since, "until": until, **_shard_parameters(shard)})
 
 
 def purge_content(con: duckdb.DuckDBPyConnection, *, before: datetime | None = None, model: str | None = None,
@@ -676,15 +669,10 @@ def purge_content(con: duckdb.DuckDBPyConnection, *, before: datetime | None = N
     """Delete content rows (sql/content/purge.sql) in one transaction; how many."""
     if not (everything or before or model):
         raise ValueError("purge what? give a time, a model glob, or everything")
-    con.begin()
-    try:
+    with _transaction(con):
         (deleted,) = con.execute(statement("content/purge"),
                                  {"all": everything, "before": before, "model": model}).fetchall()[0]
         con.execute(statement("content/purge_parts"))
-        con.commit()
-    except BaseException:
-        rollback_if_open(con)
-        raise
     return deleted
 
 
