@@ -249,21 +249,37 @@ _UNTIL_OPTION = click.option(
 @_UNTIL_OPTION
 @click.option("--with-source", is_flag=True, help="Add a tab and the file:line of each id's first sighting.")
 @click.option("--count", is_flag=True, help="Print only the number of distinct ids.")
-def ids_command(paths: tuple[str, ...], since, until, with_source: bool, count: bool) -> None:
+@click.option("--new", "only_new", is_flag=True,
+              help="Only what the next ingest into --warehouse would read: the logs past where its runs read them.")
+@_warehouse_option("With --new: the warehouse whose record of the logs read is used (opened read-only).")
+@click.option("--shard", callback=_parsed_by(config.parse_shard), metavar="I/N",
+              help="With --new: what the next `ingest --shard I/N` would read.")
+def ids_command(paths: tuple[str, ...], since, until, with_source: bool, count: bool, only_new: bool,
+                warehouse: Path | str, shard) -> None:
     """Print the distinct generation ids found in PATHS, one per line, in order of first sighting.
 
     PATHS are files, folders (read recursively), glob patterns, or - for stdin; gzip, zstd, bzip2 and
-    xz files are read by their content. Unreadable sources are skipped with a warning on stderr; the
-    exit code is 2 only if no source could be read at all.
+    xz files are read by their content. Every file is read whole, unless --new. Unreadable sources are
+    skipped with a warning on stderr; the exit code is 2 only if no source could be read at all.
     """
     import os
     import sys
 
+    from pipeline import warehouse as wh
+    from pipeline.log_sources import SourceTracker
     from pipeline.logs import ScanStats, find_ids
 
     _refuse_closed_stdin(paths)
+    sources = None
+    if only_new:
+        try:
+            sources = SourceTracker(wh.source_states(warehouse, shard=shard), record=False)
+        except wh.WarehouseError as exc:
+            raise _InputError(str(exc)) from None
+    elif shard:
+        raise click.UsageError("--shard goes with --new")
     stats = ScanStats()
-    found = find_ids(paths, since=since, until=until, stats=stats,
+    found = find_ids(paths, since=since, until=until, stats=stats, sources=sources,
                      warn=lambda message: click.echo(f"warning: {message}", err=True))
     out = sys.stdout
     try:
@@ -278,7 +294,7 @@ def ids_command(paths: tuple[str, ...], since, until, with_source: bool, count: 
     except BrokenPipeError:  # `orusage ids logs/ | head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
-    if stats.files_read == 0:
+    if stats.files_read + stats.files_unchanged == 0:
         raise _InputError("no source could be read" if stats.warnings else "no files in the given folders")
 
 
@@ -310,6 +326,8 @@ _DATA_PATH_OPTION = click.option(
 @_SINCE_OPTION
 @_UNTIL_OPTION
 @click.option("--refresh", is_flag=True, help="Fetch again ids already loaded.")
+@click.option("--rescan", is_flag=True,
+              help="Read every log whole again, not only what earlier runs had not read (their record is rebuilt).")
 @click.option("--dry-run", is_flag=True, help="Say what would be fetched, by status; send no request and leave the queue as it was.")
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=2_500, show_default=True,
               help="Results per warehouse transaction.")
@@ -329,13 +347,14 @@ _DATA_PATH_OPTION = click.option(
               help="Print the run summary as JSON on stdout (an error as {\"outcome\": \"error\", ...}).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display and no summary on stderr.")
 def ingest_command(paths: tuple[str, ...], warehouse: Path | str, base_url: str | None, concurrency: int,
-                   max_rps: float | None, since, until, refresh: bool, dry_run: bool, batch_size: int,
+                   max_rps: float | None, since, until, refresh: bool, rescan: bool, dry_run: bool, batch_size: int,
                    lock_timeout: float, data_path: str | None, shard, with_content: bool, content_only: bool,
                    max_content_bytes: int, as_json: bool, quiet: bool) -> None:
     """Find generation ids in PATHS (files, folders, globs, - for stdin) and load their metadata.
 
-    Ids already loaded are not fetched again (unless --refresh); a killed run is completed by the next.
-    The key is read from OPENROUTER_API_KEY.
+    Each file is read only past where earlier runs read it (renamed, compressed or truncated by a log
+    rotation too; --rescan reads all). Ids already loaded are not fetched again (unless --refresh); a
+    killed run is completed by the next. The key is read from OPENROUTER_API_KEY.
     """
     from pipeline import ingest, progress, warehouse as wh
 
@@ -359,7 +378,7 @@ def ingest_command(paths: tuple[str, ...], warehouse: Path | str, base_url: str 
     options = ingest.IngestOptions(
         paths=paths, warehouse_path=warehouse, data_path=data_path, shard=shard,
         base_url=base_url, concurrency=concurrency, max_rps=max_rps,
-        since=since, until=until, refresh=refresh, dry_run=dry_run, batch_size=batch_size,
+        since=since, until=until, refresh=refresh, rescan=rescan, dry_run=dry_run, batch_size=batch_size,
         lock_timeout_s=lock_timeout, with_content=with_content, content_only=content_only,
         max_content_bytes=max_content_bytes)
     display = progress.progress_display(quiet=quiet)
@@ -539,6 +558,26 @@ def purge_content_command(warehouse: Path | str, older_than, model: str | None, 
     except wh.WarehouseError as exc:
         raise _InputError(str(exc)) from None
     click.echo(f"purged the content of {deleted:,} generations from {config.redacted(warehouse)}")
+
+
+@cli.command("forget-sources")
+@click.argument("pattern", required=False)
+@_warehouse_option("The warehouse whose record of the logs read is dropped.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Seconds to wait for an ingest to finish with the warehouse.")
+def forget_sources_command(pattern: str | None, warehouse: Path | str, lock_timeout: float) -> None:
+    """Forget how far the log files matching PATTERN (a glob on their path; all if none) were read,
+    so that the next ingest reads them whole. The ids already queued stay queued."""
+    import os
+
+    from pipeline import warehouse as wh
+
+    absolute = None if pattern is None else pattern if pattern.startswith("/") else os.path.join(os.getcwd(), pattern)
+    try:
+        forgotten = wh.forget_sources(warehouse, pattern=absolute, lock_timeout_s=lock_timeout)
+    except wh.WarehouseError as exc:
+        raise _InputError(str(exc)) from None
+    click.echo(f"forgot {forgotten:,} log files" + ("" if pattern is None else f" matching {absolute}"))
 
 
 def main() -> None:

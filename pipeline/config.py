@@ -46,6 +46,9 @@ WRITER_WAITS_FOR_READERS_S: Final = 120.0
 
 # Ids staged in one statement (and held in Python at once) while the logs are read.
 STAGE_CHUNK_IDS: Final = 50_000
+# A log file's new state waits at most this long for its commit (with the ids staged so far), so
+# that a run killed while scanning many files reads again only the last seconds' worth.
+STAGE_COMMIT_S: float = 1.0
 
 WITH_CONTENT_VARIABLE: Final = "ORUSAGE_WITH_CONTENT"  # 1: `ingest --with-content`
 # A stored body over this is kept with each of its texts cut to it (`raw` too, still JSON), marked `truncated`.

@@ -33,7 +33,8 @@ from pipeline.client import (
     RetryPolicy,
 )
 from pipeline.fetch import fetch_generations
-from pipeline.logs import ScanStats, find_ids
+from pipeline.log_sources import SourceState, SourceTracker
+from pipeline.logs import ScanStats, scan_logs
 from pipeline.normalize import normalize_bodies, normalize_content
 
 # A `failed` id is due again on the next run; a `not_found` one an hour later (the API's lag is
@@ -53,6 +54,7 @@ class IngestOptions:
     since: datetime | None = None
     until: datetime | None = None
     refresh: bool = False
+    rescan: bool = False  # read every log whole, as if no run had read it before (its state rebuilt)
     dry_run: bool = False
     batch_size: int = 2_500  # results per transaction; memory, measured: see warehouse.duckdb_writes.MEMORY_LIMIT_MB
     batch_seconds: float = 2.0
@@ -176,8 +178,11 @@ class RunSummary:
             "failed_waiting": p.waiting,
             "next_due_at": p.next_due_at.isoformat() if p.next_due_at else None,
             "files_read": self.scan.files_read,
+            "files_unchanged": self.scan.files_unchanged,
+            "files_continued": self.scan.files_continued,
             "files_skipped": self.scan.files_skipped,
             "bytes_read": self.scan.bytes_read,
+            "bytes_skipped": self.scan.bytes_skipped,
         }
 
 
@@ -238,8 +243,8 @@ def _run(store: warehouse.Writer, run_id: str, options: IngestOptions, api_key, 
     due_by_status: dict[str, int] = {}
     if not options.content_only:
         with store.rolled_back() if options.dry_run else contextlib.nullcontext():
-            _stage(store, options, now, scan, progress, on_progress, warn)
-            if scan.files_read == 0:
+            _stage(store, run_id, options, now, scan, progress, on_progress, warn)
+            if scan.files_read + scan.files_unchanged == 0:
                 summary = RunSummary(run_id, "no_input", progress, scan, {}, "no log could be read (see the warnings above)")
                 _record_end(store, summary)
                 return summary
@@ -270,25 +275,42 @@ def _wants_content(options: IngestOptions) -> bool:
     return options.with_content or options.content_only
 
 
-def _stage(store: warehouse.Writer, options: IngestOptions, now: datetime, scan: ScanStats, progress: Progress,
-           on_progress: ProgressCallback, warn) -> None:
-    """Queue the ids in the logs. A function of its own so that the last chunk of ids (up to
-    config.STAGE_CHUNK_IDS tuples) is freed before the fetching starts, not held by `_ingest` throughout."""
-    for chunk in _chunks(find_ids(options.paths, since=options.since, until=options.until, stats=scan, warn=warn)):
+def _stage(store: warehouse.Writer, run_id: str, options: IngestOptions, now: datetime, scan: ScanStats,
+           progress: Progress, on_progress: ProgressCallback, warn) -> None:
+    """Queue the ids in what is new in the logs, each file's state with its last ids. A function of
+    its own so that the last chunk of ids (up to config.STAGE_CHUNK_IDS tuples) is freed before the
+    fetching starts, not held by `_ingest` throughout.
+
+    A run limited by --since/--until reads on from the states but records none: it queues only the
+    ids of its window, and a state would mark the others as read."""
+    sources = SourceTracker(store.source_states(), rescan=options.rescan,
+                            record=options.since is None and options.until is None)
+    for chunk, finished in _chunks(scan_logs(options.paths, since=options.since, until=options.until, stats=scan,
+                                             warn=warn, sources=sources)):
         progress.ids_in_logs += len(chunk)
-        progress.ids_new += store.stage_ids(chunk, seen_at=now)
+        progress.ids_new += store.stage_ids(chunk, seen_at=now, sources=finished, run_id=run_id)
         on_progress(progress)
 
 
-def _chunks(found: Iterator[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+def _chunks(scanned: Iterator[tuple[list[str], list[str]] | SourceState]
+            ) -> Iterator[tuple[list[tuple[str, str]], list[SourceState]]]:
+    """The ids in chunks of config.STAGE_CHUNK_IDS, each with the states of the files whose last ids
+    it holds, or held by an earlier chunk; a chunk is cut early to commit a waiting state once
+    config.STAGE_COMMIT_S has passed since the last commit, so a killed run reads little again."""
     chunk: list[tuple[str, str]] = []
-    for generation_id, source in found:
-        chunk.append((generation_id, source))
-        if len(chunk) >= config.STAGE_CHUNK_IDS:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    finished: list[SourceState] = []
+    committed_at = time.monotonic()
+    for item in scanned:
+        if isinstance(item, SourceState):
+            finished.append(item)
+        else:
+            chunk.extend(zip(*item))
+        if len(chunk) >= config.STAGE_CHUNK_IDS or (finished and time.monotonic() - committed_at >= config.STAGE_COMMIT_S):
+            yield chunk, finished
+            chunk, finished = [], []
+            committed_at = time.monotonic()
+    if chunk or finished:
+        yield chunk, finished
 
 
 async def _due_ids(store: warehouse.Writer, options: IngestOptions, now: datetime) -> AsyncIterator[str]:

@@ -86,10 +86,21 @@ import sys
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Protocol
 
 from isal import igzip_threaded
+
+from pipeline.log_sources import (
+    FINGERPRINT_BYTES,
+    TAIL_BYTES,
+    Resume,
+    SourceState,
+    SourceTracker,
+    file_id,
+    fingerprint,
+    stored_path,
+)
 
 if "numpy" not in sys.modules:
     # numpy serves this module's vectorised byte passes, never BLAS, but OpenBLAS starts a thread per
@@ -198,6 +209,12 @@ class ScanStats:
     """Distinct ids yielded (inside --since/--until); counted a chunk at a time, as they are handed out."""
     ids_out_of_range: int = 0
     """Distinct ids seen but outside --since/--until."""
+    files_unchanged: int = 0
+    """Files as an earlier run left them (same device, inode, size, mtime): not opened."""
+    files_continued: int = 0
+    """Files read on from where an earlier run stopped (grown, or renamed or compressed by a rotation)."""
+    bytes_skipped: int = 0
+    """Bytes of text not read again: unchanged files', and those before the offsets continued from."""
     warnings: list[str] = field(default_factory=list)
 
 
@@ -221,6 +238,7 @@ def find_ids(
     stats: ScanStats | None = None,
     warn: Callable[[str], None] | None = None,
     chunk_size: int = CHUNK_BYTES,
+    sources: SourceTracker | None = None,
 ) -> Iterator[FoundId]:
     """Yield each distinct generation id in `paths` once, in order of first sighting, as a plain
     tuple `(generation_id, source)`: `for generation_id, source in find_ids(paths)`.
@@ -228,8 +246,28 @@ def find_ids(
     Arguments are read in the order given; folders and globs in sorted path order; `-` is stdin.
     `since` (inclusive) and `until` (exclusive; naive means UTC) filter on the id's own timestamp.
     Warnings go to `warn` (default: stderr) and into `stats.warnings`; `stats` is complete once the
-    iterator is.
+    iterator is. With `sources`, files are read only past where its states say earlier runs read
+    them (see pipeline/log_sources.py).
     """
+    for item in scan_logs(paths, since=since, until=until, stats=stats, warn=warn, chunk_size=chunk_size,
+                          sources=sources):
+        if not isinstance(item, SourceState):
+            yield from zip(*item)  # a chunk's worth: one generator hop per id, not three
+
+
+def scan_logs(
+    paths: Sequence[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    stats: ScanStats | None = None,
+    warn: Callable[[str], None] | None = None,
+    chunk_size: int = CHUNK_BYTES,
+    sources: SourceTracker | None = None,
+) -> Iterator[tuple[list[str], list[str]] | SourceState]:
+    """`find_ids`, in the pieces an ingest commits: a chunk's first sightings as `(ids, sources)`,
+    and, with `sources` recording, each file's new `SourceState` right after its last ids (and the
+    kept state of a file found unchanged, at its path now)."""
     stats = stats if stats is not None else ScanStats()
     scanner = _Scanner(
         stats=stats,
@@ -237,11 +275,11 @@ def find_ids(
         low_s=_epoch_s(since) if since is not None else 0,
         high_s=_epoch_s(until) if until is not None else 10**10,
         chunk_size=max(1, chunk_size),
+        sources=sources,
     )
     for name in _expand(paths, scanner.skip):
         with contextlib.closing(scanner.scan_source(name)) as batches:
-            for ids, sources in batches:  # a chunk's worth: one generator hop per id, not three
-                yield from zip(ids, sources)
+            yield from batches
 
 
 # --- sources -------------------------------------------------------------------------------------
@@ -453,8 +491,9 @@ class _Chunk:
     """The damage may have garbled the text decoded before it, back to `verified` (`_may_be_garbled`)."""
 
 
-def _chunks(reader: _Reader, kind: str, chunk_size: int) -> Iterator[_Chunk]:
-    """Cut a decoded stream into chunks; no id straddles a cut (see the module docstring).
+def _chunks(reader: _Reader, kind: str, chunk_size: int, *, origin: int = 0, sniff: bool = True) -> Iterator[_Chunk]:
+    """Cut a decoded stream into chunks; no id straddles a cut (see the module docstring). The
+    reader is `origin` bytes into the stream; without `sniff` (a source read before) it is text.
 
     One buffer serves every chunk: the consumer is done with a chunk when it asks for the next.
     """
@@ -462,8 +501,8 @@ def _chunks(reader: _Reader, kind: str, chunk_size: int) -> Iterator[_Chunk]:
     buffer = bytearray(chunk_size + _CARRY_RUN + 1)
     carried = 0  # bytes at the front of `buffer`, carried over from the previous chunk
     start = 0
-    offset = 0
-    sniffing = True
+    offset = origin
+    sniffing = sniff
     lead = bytearray()
     text_bytes = 0  # bytes of the sniffed window that are not NUL
     nuls = 0
@@ -546,7 +585,9 @@ class _Scanner:
         low_s: float,
         high_s: float,
         chunk_size: int,
+        sources: SourceTracker | None = None,
     ) -> None:
+        self.sources = sources
         self.stats = stats
         self.warn = warn
         self.low_s = low_s
@@ -563,27 +604,48 @@ class _Scanner:
         self.stats.warnings.append(message)
         self.warn(message)
 
-    def scan_source(self, name: str) -> Iterator[tuple[list[str], list[str]]]:
+    def scan_source(self, name: str) -> Iterator[tuple[list[str], list[str]] | SourceState]:
         # A file name that is not UTF-8 (bytes decoded with surrogates) shown with \x escapes: the
         # source is stored as text, and one such name must not stop the run.
         shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         label = "stdin" if name == _STDIN else shown
+        tracker = self.sources if name != _STDIN else None
+        if tracker is not None:
+            try:
+                unchanged = tracker.unchanged(name, os.stat(name))
+            except OSError as error:
+                self.skip(label, error.strerror or str(error))
+                return
+            if unchanged is not None:
+                self.stats.files_unchanged += 1
+                self.stats.bytes_skipped += unchanged.read_bytes
+                if tracker.record:
+                    yield unchanged
+                return
         try:
             file = sys.stdin.buffer if name == _STDIN else open(name, "rb")  # noqa: SIM115
         except OSError as error:
             self.skip(label, error.strerror or str(error))
             return
+        resume: Resume | None = None
         try:
             if not hasattr(file, "peek"):  # a test harness's stdin: a BytesIO
                 file = io.BufferedReader(file)  # type: ignore[arg-type]
             try:
                 kind, reader = _decoder(file)  # type: ignore[arg-type]
+                if tracker is not None:
+                    st = os.fstat(file.fileno())  # the file opened: the path may name another one by now
+                    head = _head(name, kind, file)
+                    resume, tail, reader = _resume_point(file, kind, reader, tracker.candidates(st, head))
             except OSError as error:
                 self.skip(label, error.strerror or str(error))
                 return
             try:
-                chunks = _chunks(reader, kind, self.chunk_size)
-                outcome = yield from self._scan(chunks, shown, hold=kind != "text")
+                origin = resume.read_bytes if resume else 0
+                chunks = _chunks(reader, kind, self.chunk_size, origin=origin, sniff=resume is None)
+                outcome = yield from self._scan(chunks, shown, hold=kind != "text", origin=origin,
+                                                lines_before=resume.read_lines if resume else 0,
+                                                tail=tail if resume else b"", track_lines=tracker is not None)
             finally:
                 if reader is not file:
                     reader.close()  # type: ignore[attr-defined]  # stops igzip_threaded's thread
@@ -605,9 +667,20 @@ class _Scanner:
                               f"damage may have garbled; kept the ids found before")
             elif damage is not None:
                 self._warning(f"{label}: {damage} after {scanned:,} bytes; kept the ids found before")
+            if resume is not None:
+                self.stats.files_continued += 1
+                self.stats.bytes_skipped += resume.read_bytes
+            if tracker is not None and tracker.record and damage is None:  # a damaged one: read again
+                line_end = outcome.line_end or resume or Resume(0, 0, fingerprint(b""))
+                yield SourceState(
+                    path=stored_path(name), file_id=file_id(st), size_bytes=st.st_size,
+                    modified_ns=st.st_mtime_ns, compression=kind, head_bytes=len(head),
+                    head_fingerprint=fingerprint(head), read_bytes=line_end.read_bytes,
+                    read_lines=line_end.read_lines, tail_fingerprint=line_end.tail_fingerprint)
 
     def _scan(
-        self, chunks: Iterator[_Chunk], source: str, *, hold: bool
+        self, chunks: Iterator[_Chunk], source: str, *, hold: bool, origin: int = 0, lines_before: int = 0,
+        tail: bytes = b"", track_lines: bool = False,
     ) -> Generator[tuple[list[str], list[str]], None, _Outcome]:
         """Yield one source's first sightings, as (ids, sources) per chunk; return what became of it.
 
@@ -624,11 +697,14 @@ class _Scanner:
         for the text they were found in (their zstd frame ended clean) or `_HOLD_BYTES` more of it
         is decoded; damage that may have garbled the text (a failed checksum or CRC) drops the ids
         still waiting, and takes them out of `seen` again, so that a later file may still give them.
+
+        The text starts `origin` bytes into the stream, after `lines_before` lines ending in `tail`.
+        With `track_lines`, the outcome says where the last complete line ends (`line_end`).
         """
         seen = self.seen
         stats = self.stats
         prefix = f"{source}:"
-        lines_before = 0
+        line_end: Resume | None = None
         scanned = 0
         sightings = 0
         dense = True
@@ -661,25 +737,29 @@ class _Scanner:
                         yield ids, [f"{prefix}{line}" for line in lines]
                 elif cut > start:
                     lines_before += int(np.count_nonzero(text == _NEWLINE))
+                if track_lines:
+                    line_end = _line_end(buffer, start, cut, chunk.origin, lines_before, tail) or line_end
+                    tail = (tail + buffer[max(start, cut - TAIL_BYTES) : cut])[-TAIL_BYTES:]
                 if held:
                     # The text before `sound` is vouched for by a check, or lies far enough behind
                     # the decoder; an end without damage, or with one that garbles nothing, vouches for all.
+                    position = origin + scanned  # in the decoded stream, as the chunks' offsets are
                     if chunk.final and not chunk.garbled:
-                        sound = scanned
+                        sound = position
                     else:
-                        sound = max(chunk.verified, scanned - _HOLD_BYTES)
+                        sound = max(chunk.verified, position - _HOLD_BYTES)
                     yield from _release(held, sound, prefix, stats)
                     if chunk.final and held:  # found after `sound`, and the damage may have garbled them
                         for batch in held:
                             seen.difference_update(batch.keys)
                         dropped = sum(len(batch.keys) for batch in held)
                         return _Outcome(scanned, damage=chunk.damage, dropped_ids=dropped,
-                                        dropped_bytes=scanned - sound)
+                                        dropped_bytes=position - sound)
                 if chunk.sniffed and chunk.binary and not sightings:
                     return _Outcome(scanned, binary=chunk.binary)
                 if chunk.final:
-                    return _Outcome(scanned, damage=chunk.damage)
-        return _Outcome(scanned)
+                    return _Outcome(scanned, damage=chunk.damage, line_end=line_end)
+        return _Outcome(scanned, line_end=line_end)
 
 
 @dataclass(slots=True)
@@ -692,6 +772,8 @@ class _Outcome:
     dropped_ids: int = 0
     """New ids found after the text last vouched for, before damage that may have garbled it."""
     dropped_bytes: int = 0
+    line_end: Resume | None = None
+    """Where the last complete line scanned ends, for the source's state (with `track_lines`)."""
 
 
 @dataclass(slots=True)
@@ -722,6 +804,75 @@ def _release(
         ids = b"\n".join(keys).decode("ascii").split("\n")
         stats.ids_found += len(ids)
         yield ids, [f"{prefix}{line}" for line in lines]
+
+
+def _line_end(buffer: bytearray, start: int, cut: int, origin: int, lines: int, before: bytes) -> Resume | None:
+    """Where the last complete line of `buffer[start:cut]` ends (`lines` newlines through `cut`, the
+    text before `start` ending in `before`), as a place to resume from; None if it holds no newline."""
+    newline = buffer.rfind(b"\n", start, cut)
+    if newline == -1:
+        return None
+    tail = bytes(buffer[max(start, newline + 1 - TAIL_BYTES) : newline + 1])
+    if len(tail) < TAIL_BYTES:
+        tail = (before + tail)[-TAIL_BYTES:]
+    return Resume(origin + newline + 1, lines, fingerprint(tail))
+
+
+def _head(name: str, kind: str, file: io.BufferedReader) -> bytes:
+    """The first FINGERPRINT_BYTES of the source's text (all of it if shorter): its identity."""
+    if kind == "text":
+        return os.pread(file.fileno(), FINGERPRINT_BYTES, 0)
+    with open(name, "rb") as again:  # decoded on a second handle: the first one's decoder stays at 0
+        _, reader = _decoder(again)
+        try:
+            head = bytearray(FINGERPRINT_BYTES)
+            with memoryview(head) as view:
+                n, _, _ = _fill(reader, view, _PIECE_BYTES)
+            return bytes(head[:n])
+        finally:
+            reader.close()  # type: ignore[attr-defined]
+
+
+def _resume_point(
+    file: io.BufferedReader, kind: str, reader: _Reader, candidates: list[Resume]
+) -> tuple[Resume | None, bytes, _Reader]:
+    """The first candidate whose tail the text before its offset ends with, that tail, and the reader
+    positioned there; or None and the reader at 0. A compressed source is decoded up to the offset
+    (only its best candidate is tried: each try decodes); a plain one is seeked."""
+    if kind == "text":
+        size = os.fstat(file.fileno()).st_size
+        for candidate in candidates:
+            if candidate.read_bytes <= size:
+                tail = os.pread(file.fileno(), candidate.tail_bytes, candidate.read_bytes - candidate.tail_bytes)
+                if fingerprint(tail) == candidate.tail_fingerprint:
+                    file.seek(candidate.read_bytes)
+                    return candidate, tail, reader
+        return None, b"", reader
+    if not candidates:
+        return None, b"", reader
+    candidate = candidates[0]
+    tail = _skip(reader, candidate.read_bytes, candidate.tail_bytes)
+    if tail is not None and fingerprint(tail) == candidate.tail_fingerprint:
+        return candidate, tail, reader
+    reader.close()  # type: ignore[attr-defined]
+    file.seek(0)
+    return None, b"", _decoder(file)[1]
+
+
+def _skip(reader: _Reader, count: int, tail_bytes: int) -> bytes | None:
+    """Read and drop `count` bytes; the last `tail_bytes` of them, or None if the stream ends (or fails) first."""
+    buffer = bytearray(CHUNK_BYTES)
+    tail = b""
+    left = count
+    with memoryview(buffer) as view:
+        while left:
+            n, _, error = _fill(reader, view[: min(len(buffer), left)], _PIECE_BYTES)
+            if error is not None or n == 0:
+                return None
+            left -= n
+            if left < tail_bytes:  # this piece reaches into the tail
+                tail = (tail + view[:n])[-tail_bytes:]
+    return tail
 
 
 def _first_sightings(keys: list[bytes], seen: set[bytes]) -> Sequence[int]:

@@ -113,6 +113,10 @@ def summary_text(summary: RunSummary) -> str:
         f"  logs: {scan.files_read:,} files read, {scan.files_skipped:,} skipped, {scan.bytes_read / 1e6:,.1f} MB, "
         f"{p.ids_in_logs:,} ids ({p.ids_new:,} new)",
     ]
+    if scan.files_unchanged or scan.files_continued:
+        lines.append(f"  already read: {scan.files_unchanged:,} files unchanged (not opened), {scan.files_continued:,} "
+                     f"read on from where the last run stopped, {scan.bytes_skipped / 1e6:,.1f} MB not read again "
+                     "(--rescan reads all)")
     if summary.outcome == "dry_run":
         by_status = ", ".join(f"{n:,} {status}" for status, n in sorted(summary.due_by_status.items())) or "nothing"
         lines.append(f"  would fetch {p.ids_due:,} ids: {by_status}")
@@ -141,6 +145,9 @@ def summary_text(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
+STATUS_SOURCES_SHOWN = 20  # the most recently seen log files listed by `orusage status`
+
+
 def status_text(report: dict) -> str:
     queue = report["queue"]
     generations = report["generations"]
@@ -164,4 +171,15 @@ def status_text(report: dict) -> str:
         lines.append("failed ids by reason:")
         for failure in report["failures"]:
             lines.append(f"  {failure['ids']:>8,}  {printable(failure['reason'])}  (e.g. {printable(failure['example_id'])})")
+    sources = report.get("sources") or []
+    if sources:
+        lines.append(f"log files tracked: {len(sources):,} (read up to, of the size on disk; last seen)")
+        for source in sources[:STATUS_SOURCES_SHOWN]:
+            shard = f"  [shard {source['scope']}]" if source["scope"] else ""
+            size = "" if source["compression"] == "text" else f" ({source['compression']}, decompressed)"
+            lines.append(f"  {printable(source['path'])}{shard}: {source['read_bytes']:,} bytes{size}, "
+                         f"{source['read_lines']:,} lines; of {source['size_bytes']:,} on disk; "
+                         f"{source['last_seen_at']:%Y-%m-%d %H:%M:%S} UTC")
+        if len(sources) > STATUS_SOURCES_SHOWN:
+            lines.append(f"  ... and {len(sources) - STATUS_SOURCES_SHOWN:,} more (`orusage status --json` lists all)")
     return "\n".join(lines)

@@ -342,6 +342,7 @@ def status(path: str | Path, *, last_runs: int = 5, top_failures: int = 10,
         runs = reader.rows(statement("status/last_runs"), {"last_runs": last_runs})
         failures = reader.rows(statement("status/failures_by_reason"),
                                {"reason_chars": _FAILURE_REASON_CHARS, "top_failures": top_failures})
+        sources = reader.frame(statement("status/sources")).to_dicts() if warehouse.has_table(reader, "log_sources") else []
     return {
         "warehouse": config.redacted(path),
         "queue": queue,
@@ -350,4 +351,6 @@ def status(path: str | Path, *, last_runs: int = 5, top_failures: int = 10,
         "runs": [dict(zip(("run_id", "started_at", "outcome", "loaded", "not_found", "failed", "error"), row))
                  for row in runs],
         "failures": [{"reason": reason, "ids": ids, "example_id": example} for reason, ids, example in failures],
+        "sources": sources,
     }
+

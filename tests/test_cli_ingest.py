@@ -189,7 +189,10 @@ def test_dry_run_needs_no_key_sends_no_request_changes_no_queue_row_and_counts_w
     assert "would fetch 100 ids: 100 pending" in dry.stderr
     assert dry_json.exit_code == 0
     summary = json.loads(dry_json.stdout)
-    assert (summary["outcome"], summary["ids_in_logs"], summary["ids_new"]) == ("dry_run", 302, 100)
+    # old.log, read whole by the first run, is not opened again; new.log is read, but not recorded
+    assert (summary["outcome"], summary["ids_in_logs"], summary["ids_new"]) == ("dry_run", 100, 100)
+    assert (summary["files_read"], summary["files_unchanged"]) == (1, 1)
+    assert read(path, "select path from log_sources") == [(str(old_logs),)]
     assert summary["due_by_status"] == {"loaded": 200, "pending": 100}  # with --refresh, the loaded too
     assert summary["requests"] == 0
     assert after == before

@@ -128,6 +128,7 @@ def test_through_20_percent_faults_and_404_lag_the_warehouse_equals_the_api_and_
         after_first = server.snapshot()
         second = ingest(options(logs, path, server.base_url), api_key=KEY)
         after_second = server.snapshot()
+        rescan = ingest(options(logs, path, server.base_url, rescan=True), api_key=KEY)
 
     assert (first.outcome, first.exit_code) == ("ok", 0)
     assert (first.progress.ids_in_logs, first.progress.ids_due, first.progress.loaded) == (1000, 1000, 1000)
@@ -141,13 +142,16 @@ def test_through_20_percent_faults_and_404_lag_the_warehouse_equals_the_api_and_
     assert queue_counts(path) == {"loaded": 1000}
 
     assert (second.outcome, second.exit_code) == ("ok", 0)
-    assert (second.progress.ids_in_logs, second.progress.ids_new, second.progress.ids_due) == (1000, 0, 0)
+    # the logs, read whole by the first run, are not even opened
+    assert (second.progress.ids_in_logs, second.progress.ids_new, second.progress.ids_due) == (0, 0, 0)
+    assert (second.scan.files_read, second.scan.files_unchanged) == (0, first.scan.files_read)
     assert second.due_by_status == {}
+    assert (rescan.scan.files_read, rescan.progress.ids_in_logs, rescan.progress.ids_new) == (first.scan.files_read, 1000, 0)
     assert second.progress.requests == 0
     assert after_second == after_first  # not one request reached the server
     assert_warehouse_holds(path, dataset)
     runs = read(path, "select outcome, ids_due, loaded, requests from ingest_runs order by started_at")
-    assert runs == [("ok", 1000, 1000, first.progress.requests), ("ok", 0, 0, 0)]
+    assert runs == [("ok", 1000, 1000, first.progress.requests), ("ok", 0, 0, 0), ("ok", 0, 0, 0)]
     assert_key_nowhere(path, KEY, *lakes.secrets_of(target))
 
 

@@ -593,7 +593,7 @@ def test_stage_ids_leaves_loaded_ids_alone_and_works_in_chunks(con):
 
 def test_stage_ids_runs_inside_the_callers_transaction(con):
     con.execute("begin transaction")
-    assert duckdb_writes.stage_ids(con, [(gen_id(1), "a.log:1")], seen_at=NOW) == 1
+    assert duckdb_writes.stage_ids(con, [(gen_id(1), "a.log:1")], seen_at=NOW, in_transaction=True) == 1
     assert duckdb_writes.due_counts(con, now=NOW) == {"pending": 1}
     con.execute("rollback")
     assert con.execute("select count(*) from ingest_queue").fetchone() == (0,)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pipeline import config
+from pipeline.log_sources import SourceState, scope_of
 from pipeline.warehouse.interface import (
     NOT_FOUND_GIVE_UP_AFTER,
     QUEUE_STATUSES,
@@ -25,11 +26,12 @@ from pipeline.warehouse.interface import (
     WarehouseTooNewError,
     Writer,
 )
+from pipeline.warehouse.sql_files import statement
 
 __all__ = [
     "NOT_FOUND_GIVE_UP_AFTER", "QUEUE_STATUSES", "QueryError", "QueueUpdate", "Reader", "WarehouseError",
     "WarehouseLockedError", "WarehouseNotFoundError", "WarehouseTooNewError", "Writer", "open_reader", "open_writer",
-    "maintain", "purge_content", "Shard",
+    "maintain", "purge_content", "Shard", "source_states", "forget_sources", "has_table",
 ]  # fmt: skip
 
 
@@ -87,3 +89,30 @@ def purge_content(location: str | Path, *, before: datetime | None = None, model
     models matching the glob `model`, or all), its bytes gone from the file or the lake's storage."""
     with closing(open_writer(location, lock_timeout_s=lock_timeout_s)) as writer:
         return writer.purge_content(before=before, model=model, everything=everything)
+
+
+def source_states(location: str | Path, *, shard: Shard | None = None,
+                  lock_timeout_s: float = config.READ_LOCK_TIMEOUT_S) -> list[SourceState]:
+    """The log files the runs of `shard`'s scope have read into the warehouse, and how far (none for
+    a warehouse that does not exist yet, or that an orusage without them wrote last)."""
+    try:
+        reader = open_reader(location, lock_timeout_s=lock_timeout_s)
+    except WarehouseNotFoundError:
+        return []
+    with closing(reader):
+        if not has_table(reader, "log_sources"):
+            return []
+        return [SourceState(*row) for row in reader.rows(statement("sources/states"), {"scope": scope_of(shard)})]
+
+
+def forget_sources(location: str | Path, *, pattern: str | None = None, lock_timeout_s: float = 0) -> int:
+    """`orusage forget-sources`: drop the state of the log files whose path matches the glob `pattern`
+    (None: all of them), so that the next ingest reads them whole; how many rows."""
+    with closing(open_writer(location, lock_timeout_s=lock_timeout_s)) as writer:
+        return writer.forget_sources(pattern)
+
+
+def has_table(reader: Reader, table: str) -> bool:
+    """Whether the warehouse has `table` (one an older orusage wrote last may not)."""
+    return bool(reader.rows("select count(*) from duckdb_tables() where table_name = $table "
+                            "and database_name = current_database()", {"table": table})[0][0])

@@ -35,6 +35,7 @@ import orjson
 import polars as pl
 
 from pipeline import config
+from pipeline.log_sources import SourceState
 from pipeline.normalize import NormalizedBatch, NormalizedContent
 from pipeline.warehouse import duckdb_writes
 from pipeline.warehouse.duckdb_writes import (
@@ -414,6 +415,7 @@ class Writer:
         self._readers_wait_s = config.WRITER_WAITS_FOR_READERS_S if readers_wait_s is None else readers_wait_s
         self._window_lock = threading.RLock()
         self._depth = 0
+        self._in_transaction = False  # a dry run's, rolled back at its end
         self._threads = threading.local()
         self._ingest_lock = _IngestLock(self._path, lock_timeout_s)
         # A file only its owner may read gets a write-ahead log (and spill files) like it: DuckDB
@@ -464,9 +466,19 @@ class Writer:
             con.execute("use memory")
             con.execute(f"detach {DATABASE}")
 
-    def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
+    def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime,
+                  sources: Sequence[SourceState] = (), run_id: str | None = None) -> int:
         with self._window() as con:
-            return duckdb_writes.stage_ids(con, found, seen_at=seen_at, shard=self.shard)
+            return duckdb_writes.stage_ids(con, found, seen_at=seen_at, shard=self.shard, sources=sources,
+                                           run_id=run_id, in_transaction=self._in_transaction)
+
+    def source_states(self) -> list[SourceState]:
+        with self._window() as con:
+            return duckdb_writes.source_states(con, shard=self.shard)
+
+    def forget_sources(self, pattern: str | None) -> int:
+        with self._window() as con:
+            return duckdb_writes.forget_sources(con, pattern)
 
     def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, int]:
@@ -543,9 +555,11 @@ class Writer:
     def rolled_back(self) -> Iterator[None]:
         with self._window() as con:
             con.begin()
+            self._in_transaction = True
             try:
                 yield
             finally:
+                self._in_transaction = False
                 duckdb_writes.rollback_if_open(con)
 
     def close(self) -> None:

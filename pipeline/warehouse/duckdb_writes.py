@@ -31,7 +31,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from itertools import islice
 from typing import TypeVar
@@ -41,6 +41,7 @@ import orjson
 import polars as pl
 
 from pipeline import config
+from pipeline.log_sources import SourceState, scope_of
 from pipeline.normalize import GENERATION_SCHEMA, PROVIDER_RESPONSE_SCHEMA, NormalizedBatch, NormalizedContent
 from pipeline.warehouse.interface import NOT_FOUND_GIVE_UP_AFTER, QUEUE_STATUSES, QueueUpdate
 from pipeline.warehouse.sql_files import statement
@@ -231,6 +232,7 @@ QUEUE_UPDATE_STATEMENTS: dict[str, tuple[str, ...]] = {
 }
 _BATCH_QUEUED = "_orusage_batch_queued"  # find_queued's table
 _STAGED = "_orusage_staged"  # stage_unqueued's
+_SOURCES = "_orusage_sources"  # sql/sources/'
 
 
 class _ArrowStream:
@@ -457,23 +459,61 @@ def stage_ids(
     chunk_size: int = config.STAGE_CHUNK_IDS,
     shard: Shard | None = None,
     dialect: str = "duckdb",
+    sources: Sequence[SourceState] = (),
+    run_id: str | None = None,
+    in_transaction: bool = False,
 ) -> int:
-    """Add the ids not queued yet as `pending` (with where they were first seen); returns how many
-    were new. Ids already queued, whatever their status, are left alone, and so are the ids of
-    other shards than `shard`. Runs in the caller's
-    transaction if one is open (a dry run rolls it back); each chunk is one statement."""
+    """Add the ids not queued yet as `pending` (with where they were first seen), and record the
+    `sources` states (the log files read to their end, all of whose ids are among these or staged
+    before), in ONE transaction; returns how many ids were new. Ids already queued, whatever their
+    status, are left alone, and so are the ids of other shards than `shard`. `in_transaction`: the
+    caller's transaction is open (a dry run's, rolled back), and it is used."""
     new = 0
     items = iter(found)
-    while chunk := list(islice(items, chunk_size)):
-        frame = pl.DataFrame(
-            {"generation_id": [generation_id for generation_id, _ in chunk], "source": [source for _, source in chunk]},
-            schema={"generation_id": pl.String(), "source": pl.String()},
-        )
-        frame = frame.unique("generation_id", keep="first", maintain_order=True)
-        with _registered(con, {_STAGED: frame}):
-            new += con.execute(statement("queue/stage_unqueued", dialect),
-                              {"seen_at": seen_at, **_shard_parameters(shard)}).fetchall()[0][0]
+    with nullcontext() if in_transaction else _transaction(con):
+        while chunk := list(islice(items, chunk_size)):
+            frame = pl.DataFrame(
+                {"generation_id": [generation_id for generation_id, _ in chunk],
+                 "source": [source for _, source in chunk]},
+                schema={"generation_id": pl.String(), "source": pl.String()},
+            )
+            frame = frame.unique("generation_id", keep="first", maintain_order=True)
+            with _registered(con, {_STAGED: frame}):
+                new += con.execute(statement("queue/stage_unqueued", dialect),
+                                   {"seen_at": seen_at, **_shard_parameters(shard)}).fetchall()[0][0]
+        if sources:
+            _record_sources(con, sources, scope=scope_of(shard), seen_at=seen_at, run_id=run_id)
     return new
+
+
+_SOURCE_SCHEMA = {
+    "path": pl.String(), "file_id": pl.String(), "size_bytes": pl.Int64(), "modified_ns": pl.Int64(),
+    "compression": pl.String(), "head_bytes": pl.Int32(), "head_fingerprint": pl.String(),
+    "read_bytes": pl.Int64(), "read_lines": pl.Int64(), "tail_fingerprint": pl.String(),
+}  # fmt: skip
+
+
+def _record_sources(con: duckdb.DuckDBPyConnection, sources: Sequence[SourceState], *, scope: str,
+                    seen_at: datetime, run_id: str | None) -> None:
+    """Replace the rows of these files (and of other files last seen at their paths) by their states."""
+    frame = pl.DataFrame([{name: getattr(state, name) for name in _SOURCE_SCHEMA} for state in sources],
+                         schema=_SOURCE_SCHEMA)
+    # The newest state of a file, or of a path, wins: a file read twice in a run (two names for it).
+    frame = frame.reverse().unique("file_id", keep="first").unique("path", keep="first")
+    with _registered(con, {_SOURCES: frame}):
+        con.execute(statement("sources/delete_replaced"), {"scope": scope})
+        con.execute(statement("sources/insert"), {"scope": scope, "seen_at": seen_at, "run_id": run_id})
+
+
+def source_states(con: duckdb.DuckDBPyConnection, *, shard: Shard | None = None) -> list[SourceState]:
+    """The log files the runs of `shard`'s scope have read, and how far."""
+    return [SourceState(*row) for row in con.execute(statement("sources/states"), {"scope": scope_of(shard)}).fetchall()]
+
+
+def forget_sources(con: duckdb.DuckDBPyConnection, pattern: str | None) -> int:
+    """Drop the state of the files whose path matches the glob `pattern` (None: all); how many rows."""
+    with _transaction(con):
+        return con.execute(statement("sources/forget"), {"pattern": pattern}).fetchall()[0][0]
 
 
 def _shard_parameters(shard: Shard | None) -> dict[str, int | None]:

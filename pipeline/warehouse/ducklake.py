@@ -39,6 +39,7 @@ import duckdb
 import polars as pl
 
 from pipeline import config
+from pipeline.log_sources import SourceState
 from pipeline.normalize import NormalizedBatch, NormalizedContent
 from pipeline.warehouse import duckdb_file, duckdb_writes
 from pipeline.warehouse.duckdb_file import _sql_text
@@ -353,10 +354,18 @@ class Writer:
             except (duckdb.IOException, duckdb.ConnectionException, duckdb.HTTPException) as exc:
                 raise WarehouseError(f"the lake {self.location}: {_without_secrets(one_line(exc))}") from None
 
-    def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
+    def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime,
+                  sources: Sequence[SourceState] = (), run_id: str | None = None) -> int:
         found = list(found)
         return self._do(lambda con: duckdb_writes.stage_ids(con, found, seen_at=seen_at, shard=self.shard,
-                                                            dialect=DIALECT))
+                                                            dialect=DIALECT, sources=sources, run_id=run_id,
+                                                            in_transaction=self._in_transaction))
+
+    def source_states(self) -> list[SourceState]:
+        return self._do(lambda con: duckdb_writes.source_states(con, shard=self.shard))
+
+    def forget_sources(self, pattern: str | None) -> int:
+        return self._do(lambda con: duckdb_writes.forget_sources(con, pattern))
 
     def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, int]:

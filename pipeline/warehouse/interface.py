@@ -12,6 +12,9 @@ notebook call). What each backend must guarantee:
   responses, its queue updates and the run's counters together, or nothing: a process killed at
   any moment leaves each batch wholly written or not at all. Re-applying a batch changes nothing
   but `ingest_queue.updated_at` (an unchanged record is not rewritten).
+- **Log sources with their ids.** `stage_ids` records the states of the log files read to their
+  end in the transaction that queues their last ids: a state is never committed without the ids
+  found up to its offset (pipeline/log_sources.py).
 - **Content, written once.** `write_content` inserts only the `generation_content` rows whose id
   has none (a rerun writes nothing); `purge_content` deletes rows so that their text is gone from
   the storage's bytes too, not only from the table.
@@ -42,6 +45,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from pipeline.log_sources import SourceState
 from pipeline.normalize import NormalizedBatch, NormalizedContent
 
 QUEUE_STATUSES = ("pending", "loaded", "not_found", "failed")
@@ -88,8 +92,17 @@ class Writer(Protocol):
     shard: tuple[int, int] | None  # (index, count): only that shard's ids are staged and due
     commits_retried: int  # writes retried after a conflict with another writer (a lake's), so far
 
-    def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime) -> int:
-        """Queue the ids not queued yet as `pending`, with where they were first seen; how many were new."""
+    def stage_ids(self, found: Iterable[tuple[str, str]], *, seen_at: datetime,
+                  sources: Sequence[SourceState] = (), run_id: str | None = None) -> int:
+        """Queue the ids not queued yet as `pending`, with where they were first seen, and record the
+        states of `sources` (log files read to their end, whose ids are all among these or queued
+        before), in ONE transaction; how many ids were new."""
+
+    def source_states(self) -> list[SourceState]:
+        """The log files the runs of this writer's scope (its shard's, or unsharded) have read, and how far."""
+
+    def forget_sources(self, pattern: str | None) -> int:
+        """Drop the state of the files whose path matches the glob `pattern` (None: all); how many."""
 
     def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, int]:
