@@ -720,3 +720,62 @@ def test_cli_warns_per_bad_source_and_exits_2_only_when_nothing_was_read(tmp_pat
     ]
     assert bad_date.exit_code == 2 and "not a date or date-time: 'yesterday'" in bad_date.stderr
     assert (empty.exit_code, empty.stderr) == (2, "Error: no files in the given folders\n")
+
+
+# --- a big plain file, in two processes ----------------------------------------------------------
+
+_HALVES_SCRIPT = """
+import json, os, sys
+from pipeline import logs
+
+def scan(split_min_bytes, paths, with_sources=False):
+    logs.SPLIT_MIN_BYTES = split_min_bytes
+    stats = logs.ScanStats()
+    found = [generation_id for generation_id, _ in logs.find_ids(paths, stats=stats, with_sources=with_sources)]
+    return found, stats.bytes_read, stats.ids_found
+
+marker, *paths = sys.argv[1:]
+whole = scan(1 << 62, paths)
+halves = scan(1, paths)
+with_sources = scan(1, paths, with_sources=True)  # lines wanted: never split
+def die(*args):  # the child dies, saying it was there: this process scans on alone
+    open(marker, "w").close()
+    os._exit(3)
+logs._Scanner._second_half = die
+fallback = scan(1, paths)
+print(json.dumps({"whole": whole, "halves": halves, "with_sources": with_sources, "fallback": fallback,
+                  "tasks": len(os.listdir("/proc/self/task"))}))
+"""
+
+
+def test_a_big_plain_file_scanned_by_two_processes_gives_the_same_ids_in_the_same_order(tmp_path):
+    """`orusage ids` forks a child for the second half of a big plain file (logs.SPLIT_MIN_BYTES;
+    here every file): its ids come after the first half's, less those seen there, whatever file
+    saw them first; a child that dies leaves the parent to scan that half itself."""
+    rng = random.Random(7)
+    ids = [f"gen-17719{n:05d}-{''.join(rng.choices(string.ascii_letters + string.digits, k=20))}" for n in range(3000)]
+    first = tmp_path / "a.log"
+    second = tmp_path / "b.log"
+    chosen = [ids[rng.randrange(2000)] for _ in range(20_000)]  # many repeated, across the halves
+    lines = [f"{n} ok gen_id={chosen[n]} x\n" if n % 3 else f"{n} filler xgen-{ids[0][4:]}\n" for n in range(20_000)]
+    first.write_text("".join(lines))
+    second.write_text("".join(f"again {ids[n]}\n" for n in range(1500, 3000)) + f"no newline at the end {ids[2999]}")
+    marker = tmp_path / "a child was forked"
+    result = subprocess_json(_HALVES_SCRIPT, str(marker), str(first), str(second))
+    assert result["tasks"] == 1 and marker.exists()  # single-threaded, so the halves were really forked
+    assert result["halves"] == result["whole"] == result["with_sources"] == result["fallback"]
+    found, bytes_read, ids_found = result["whole"]
+    assert len(found) == len(set(found)) == ids_found
+    assert bytes_read == first.stat().st_size + second.stat().st_size
+    assert set(found) == {chosen[n] for n in range(20_000) if n % 3} | set(ids[1500:])
+
+
+def subprocess_json(script: str, *args: str) -> dict:
+    import json
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=root, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
