@@ -6,7 +6,8 @@ its key (keyset paging: `where key > the last page's last key`, so a lake's `ing
 which has no rowid, pages the same way), and each page is one transaction on the target that
 inserts only the rows whose key the target lacks (Writer.copy_rows). So an interrupted copy is resumed by running it again, and copying into
 a warehouse that already holds some of the rows adds the others. The queue goes last, so a target
-never says `loaded` for an id whose generation it lacks.
+never says `loaded` for an id whose generation it lacks, and the log files' record after it, so a
+target never holds the record of a file without the ids found in it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from pipeline.warehouse.interface import WarehouseError
 
 COPY_CHUNK_ROWS = 16_384  # ~32 MB of generations (`raw` is most of a row)
 CONTENT_CHUNK_ROWS = 256  # a stored prompt can be megabytes
-TABLES_IN_ORDER = ("generations", "provider_responses", "ingest_runs", "ingest_queue", "generation_content_rows",
-                   "generation_content_parts")
+TABLES_IN_ORDER = ("generations", "provider_responses", "ingest_runs", "ingest_queue", "log_sources",
+                   "generation_content_rows", "generation_content_parts")
 assert set(TABLES_IN_ORDER) == set(TABLE_KEYS)
 
 

@@ -633,6 +633,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "ingest_queue": ("generation_id",),
     "generation_content_rows": ("generation_id",),
     "generation_content_parts": ("generation_id", "part"),
+    "log_sources": ("scope", "file_id"),
 }
 _COPY_BATCH = "_orusage_copy_batch"
 _COPY_STORED = "_orusage_copy_stored"
