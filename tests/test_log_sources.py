@@ -344,3 +344,22 @@ def test_kill_9_at_random_points_of_a_scan_then_a_rerun_reads_each_file_at_most_
         assert rerun.scan.bytes_read == sum(size for name, size in sizes.items() if str(logs / name) not in recorded)
         assert queued(path) == set().union(*written.values())
         assert run(logs, path, api).scan.bytes_read == 0
+
+
+def test_each_shard_keeps_its_own_record_and_an_unsharded_run_its_own(tmp_path, api):
+    """A shard's runs queue only its ids, so its record says nothing of the others': each scope reads
+    a file once, and `ids --new --shard` answers for that shard."""
+    app, path = App(tmp_path / "logs"), tmp_path / "warehouse.duckdb"
+    app.write(60)
+    first, second = (run(app.logs, path, api, shard=(index, 2)) for index in (0, 1))
+    assert first.scan.files_read == second.scan.files_read == 1
+    assert first.progress.ids_new + second.progress.ids_new == 60 and first.progress.ids_new not in (0, 60)
+    assert run(app.logs, path, api, shard=(0, 2)).scan.files_unchanged == 1
+    assert sorted(read(path, "select scope from log_sources")) == [("1/2",), ("2/2",)]
+    app.write(4)
+    new_for_shard = CliRunner().invoke(cli, ["ids", "--new", "--count", "--shard", "2/2", "--warehouse", str(path),
+                                             str(app.logs)])
+    assert new_for_shard.stdout == "4\n"  # every new id is found; the shard's ingest queues its own of them
+    unsharded = run(app.logs, path, api)
+    assert (unsharded.scan.files_read, unsharded.scan.files_continued, unsharded.progress.ids_in_logs) == (1, 0, 64)
+    assert queued(path) == set(app.written)
