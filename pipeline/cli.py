@@ -77,10 +77,13 @@ def cli(debug: bool) -> None:
 @click.option("--big-content-every", type=int, default=0, show_default=True,
               help="Every N-th generation's stored prompt is --big-content-bytes long (0: none).")
 @click.option("--big-content-bytes", type=int, default=4 * 2**20, show_default=True)
+@click.option("--management-key", envvar="ORUSAGE_FAKE_MANAGEMENT_KEY", default="sk-or-v1-fake-management",
+              show_default=True, help="The only key /activity accepts (the --api-key gets its 403 there).")
 def fake_api_command(host: str, port: int, size: int, seed: int, days: int, end: str | None, api_key: str,
                      fault_rate: float, not_found_first: int, latency_ms: float, max_rps: float | None,
                      retry_after_s: float, slow_s: float, fatal_after: int | None, fatal_status: str,
-                     content_forbidden_after: int | None, big_content_every: int, big_content_bytes: int) -> None:
+                     content_forbidden_after: int | None, big_content_every: int, big_content_bytes: int,
+                     management_key: str) -> None:
     """Serve a fake OpenRouter API on loopback; prints its base URL first, stops on Ctrl-C/SIGTERM."""
     from pipeline import fake_api
 
@@ -93,7 +96,7 @@ def fake_api_command(host: str, port: int, size: int, seed: int, days: int, end:
             content_forbidden_after=content_forbidden_after)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    fake_api.serve(dataset, api_key=api_key, faults=faults, host=host, port=port,
+    fake_api.serve(dataset, api_key=api_key, faults=faults, host=host, port=port, management_key=management_key,
                    on_listening=lambda url: click.echo(url))
 
 
@@ -561,6 +564,101 @@ def purge_content_command(warehouse: Path | str, older_than, model: str | None, 
     except wh.WarehouseError as exc:
         raise _InputError(str(exc)) from None
     click.echo(f"purged the content of {deleted:,} generations from {config.redacted(warehouse)}")
+
+
+def _day(ctx: click.Context, param: click.Parameter, value: str | None):  # click callback for --date
+    from datetime import date
+
+    try:
+        return None if value is None else date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@cli.command("activity")
+@click.option("--date", "day", callback=_day, metavar="YYYY-MM-DD",
+              help="Only this UTC day [default: every day the API has: the last 30 completed ones].")
+@click.option("--management-key", metavar="KEY", default=None,
+              help=f"The management key (prefer {config.MANAGEMENT_KEY_VARIABLE}: a command line is visible to other users).")
+@_warehouse_option("The warehouse the bill is stored in (ingest's).")
+@_DATA_PATH_OPTION
+@click.option("--base-url", envvar=config.BASE_URL_VARIABLE, show_envvar=True, default=None, callback=_base_url,
+              help=f"API base URL, without credentials [default: {config.DEFAULT_BASE_URL}].")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Seconds to wait for an ingest to finish with the warehouse.")
+def activity_command(day, management_key: str | None, warehouse: Path | str, data_path: str | None,
+                     base_url: str | None, lock_timeout: float) -> None:
+    """Fetch OpenRouter's billed usage (GET /activity: per UTC day, model and provider endpoint) into the
+    warehouse's `activity` table, for `orusage reconcile`. Days fetched again replace their rows; days
+    past the API's 30 stay. It needs a management key (OPENROUTER_MANAGEMENT_KEY)."""
+    from pipeline import activity, client, warehouse as wh
+    from pipeline.normalize import ActivityRowError
+
+    try:
+        key = config.management_key(management_key)
+    except config.ApiKeyError as e:
+        raise click.UsageError(str(e)) from None
+    try:
+        loaded = activity.load_activity(warehouse, key=key, base_url=base_url, day=day, data_path=data_path,
+                                        lock_timeout_s=lock_timeout)
+    except (activity.ManagementKeyRefused, client.FatalAPIError) as exc:
+        raise _KeyRefused(str(exc)) from None
+    except (client.ActivityError, client.APIUnreachableError, client.APIUnusableError) as exc:
+        raise _SomeFailed(str(exc)) from None
+    except (ActivityRowError, wh.WarehouseError) as exc:
+        raise _InputError(str(exc)) from None
+    span = f"{loaded.days[0]} to {loaded.days[-1]}" if loaded.days else "no day with usage"
+    click.echo(f"stored {loaded.rows:,} billing rows for {len(loaded.days)} days ({span}) in {config.redacted(warehouse)}")
+
+
+class _KeyRefused(click.ClickException):
+    exit_code = ExitCode.KEY_REFUSED
+
+
+class _SomeFailed(click.ClickException):
+    exit_code = ExitCode.SOME_FAILED
+
+
+@cli.command("reconcile")
+@click.option("--since", help="First UTC day: YYYY-MM-DD [default: 30 days before --until].")
+@click.option("--until", help="Last UTC day, included whole [default: the newest billed day].")
+@click.option("--by", type=click.Choice(["day", "model", "provider"]), default="day", show_default=True)
+@click.option("--min-coverage", type=click.FloatRange(0, 1), default=None, metavar="SHARE",
+              help="Exit 1, naming the days and models, when the logs account for less than this share of "
+                   "the billed spend (the window's, or any day's for a model): 0.95 for 95%.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole reconciliation as JSON (for monitoring).")
+@_read_options
+def reconcile_command(since: str | None, until: str | None, by: str, min_coverage: float | None, as_json: bool,
+                      fmt: str, output_path: str | None, warehouse: Path | str, lock_timeout: float, at) -> None:
+    """OpenRouter's bill (`orusage activity`) against the generations the logs name: per day, model or
+    provider, the billed spend and requests, the logged spend and generations, what is missing, and
+    the coverage; then the days only one side shows."""
+    from pipeline import output, reports, warehouse as wh
+
+    _refuse_output_over(warehouse, output_path)
+    try:
+        result = reports.Warehouse(warehouse, lock_timeout_s=lock_timeout, at=at).reconcile(
+            since=since, until=until, by=by, min_coverage=min_coverage)
+        if as_json:
+            click.echo(json.dumps(result.as_dict(), default=str))
+        else:
+            coverage = "no billed spend" if result.coverage is None else f"coverage {result.coverage:.1%}"
+            title = (f"reconcile by {by}, {result.window}: billed ${result.billed_nusd / 1e9:,.2f}, logged "
+                     f"${result.logged_nusd / 1e9:,.2f}, {coverage}")
+            output.write_frame(result.frame.drop("missing_nusd"), fmt=fmt, output=output_path, title=title)
+    except (reports.ReportError, output.OutputError, wh.QueryError, OSError, UnicodeError) as e:
+        raise _InputError(errors.one_line(e)) from None
+    for label, days in (("billed with no logged generation", result.billed_only_days),
+                        ("with logged generations the bill does not show", result.logged_only_days)):
+        if days and not as_json:
+            click.echo(f"days {label}: {', '.join(days)}", err=True)
+    if not result.ok:
+        worst = ", ".join(f"{row['day']} {row['model']} {row['coverage']:.1%} (${row['missing_nusd'] / 1e9:,.2f} missing)"
+                          for row in result.below[:10])
+        window = "" if result.coverage is None else f"the window's coverage {result.coverage:.1%}; "
+        click.echo(f"orusage: coverage below {min_coverage:.0%}: {window}{worst or 'every day and model above'}"
+                   + (f" and {len(result.below) - 10} more" if len(result.below) > 10 else ""), err=True)
+        sys.exit(ExitCode.SOME_FAILED)
 
 
 @cli.command("forget-sources")

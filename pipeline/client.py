@@ -52,7 +52,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote
@@ -121,6 +121,10 @@ class FatalAPIError(Exception):
             403: "forbade the request with this API key",
         }.get(status, "refused the API key")
         super().__init__(f"OpenRouter {what} (HTTP {status}: {api_message}); {key_hint}")
+
+
+class ActivityError(Exception):
+    """/activity gave no usable answer after the retries (one line, naming the URL without a key)."""
 
 
 class APIUnreachableError(Exception):
@@ -294,8 +298,22 @@ class OpenRouterClient:
         """`GET /generation/content?id=`: stored prompt and completion, when the account logs them."""
         return await self._get(self._content_url, generation_id, slots)
 
-    async def _get(self, url: str, generation_id: str, slots: asyncio.Semaphore | None = None) -> Outcome:
-        """The retry policy of the design, in one loop (see the module docstring)."""
+    async def get_activity(self, day: date | None = None) -> list[dict[str, Any]]:
+        """`GET /activity` (a management key): the billed usage per UTC day, model and provider
+        endpoint, of the last 30 completed days or of `day`; retried as a generation is. Raises
+        FatalAPIError when the key is refused (403: not a management key), ActivityError when the
+        answer stays unusable."""
+        url = f"{self.base_url}/activity" + ("?date=" if day is not None else "")
+        outcome = await self._get(url, day.isoformat() if day is not None else "", data_type=list)
+        if isinstance(outcome, Loaded):
+            return orjson.loads(outcome.body)["data"]
+        what = "not found (404)" if isinstance(outcome, NotFound) else outcome.last_error
+        raise ActivityError(f"{self.base_url}/activity: {what}")
+
+    async def _get(self, url: str, generation_id: str, slots: asyncio.Semaphore | None = None,
+                   data_type: type = dict) -> Outcome:
+        """The retry policy of the design, in one loop (see the module docstring). A 200 is usable
+        when its JSON has a `data` of `data_type` (an object; /activity's is a list)."""
         policy = self.policy
         attempts = 0
         not_found = 0  # attempts answered 404; they spend not_found_attempts
@@ -310,10 +328,10 @@ class OpenRouterClient:
             await self._wait_turn()
             attempts += 1
             if slots is None:
-                verdict = await self._attempt(url, generation_id)
+                verdict = await self._attempt(url, generation_id, data_type)
             else:
                 async with slots:
-                    verdict = await self._attempt(url, generation_id)
+                    verdict = await self._attempt(url, generation_id, data_type)
 
             if verdict.status is None:
                 self._breaker.failed(self._clock())
@@ -382,7 +400,7 @@ class OpenRouterClient:
         if self._limiter is not None:
             await self._limiter.acquire()
 
-    async def _attempt(self, url: str, generation_id: str) -> _Verdict:
+    async def _attempt(self, url: str, generation_id: str, data_type: type = dict) -> _Verdict:
         if self._fatal is not None:  # the key was refused: no request of this client may follow
             raise self._fatal
         # Paced here, right before sending (a request slot held): paced earlier, the ids that passed
@@ -407,7 +425,7 @@ class OpenRouterClient:
             self._html_pages_in_a_row = self._html_pages_in_a_row + 1 if body.lstrip()[:1] == b"<" else 0
             if self._html_pages_in_a_row >= _HTML_PAGES_UNUSABLE:
                 return _Verdict("unusable", 200, f"HTTP 200 with an HTML page: {self._redact(_error_summary(body, None))}")
-            problem = _body_problem(body)
+            problem = _body_problem(body, data_type)
             if problem is None:
                 return _Verdict("loaded", 200, body=body)
             self.stats.invalid_bodies += 1
@@ -567,14 +585,14 @@ def _json_or_none(body: bytes) -> Any:
         return None
 
 
-def _body_problem(body: bytes) -> str | None:
+def _body_problem(body: bytes, data_type: type = dict) -> str | None:
     """Why a 200 body is unusable (truncated, HTML, JSON without `data`), or None when it is fine."""
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         return f"a truncated or non-JSON body ({len(body)} bytes)"
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("data"), dict):
-        return "JSON without a `data` object"
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("data"), data_type):
+        return f"JSON without a `data` {'list' if data_type is list else 'object'}"
     return None
 
 

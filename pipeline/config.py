@@ -25,6 +25,7 @@ DEFAULT_WAREHOUSE: Final = "data/warehouse.duckdb"
 # The demo's own file, apart from real data; `orusage demo` replaces it on every run.
 DEMO_WAREHOUSE: Final = "data/demo.duckdb"
 API_KEY_VARIABLE: Final = "OPENROUTER_API_KEY"
+MANAGEMENT_KEY_VARIABLE: Final = "OPENROUTER_MANAGEMENT_KEY"  # `orusage activity`: /activity takes no other key
 BASE_URL_VARIABLE: Final = "OPENROUTER_BASE_URL"
 DEFAULT_BASE_URL: Final = "https://openrouter.ai/api/v1"
 DEBUG_VARIABLE: Final = "ORUSAGE_DEBUG"
@@ -158,22 +159,31 @@ def api_key(
     explicit: str | None = None,
     *,
     explicit_source: str = f"the key passed explicitly (it overrides {API_KEY_VARIABLE})",
+    variable: str = API_KEY_VARIABLE,
+    kind: str = "API key",
 ) -> ApiKey:
-    """The key to send: `explicit` if given, else OPENROUTER_API_KEY. Surrounding whitespace (a
-    trailing newline or `\\r` from a key file) is dropped; a key still holding a control character
-    or a space is refused, naming where it came from but never showing it."""
+    """The key to send: `explicit` if given, else the `variable` (OPENROUTER_API_KEY). Surrounding
+    whitespace (a trailing newline or `\\r` from a key file) is dropped; a key still holding a
+    control character or a space is refused, naming where it came from but never showing it."""
     if explicit is not None and explicit.strip():
         value, source = explicit, explicit_source
     else:
-        value, source = os.environ.get(API_KEY_VARIABLE, ""), API_KEY_VARIABLE
+        value, source = os.environ.get(variable, ""), variable
     value = value.strip()
     if not value:
-        raise ApiKeyError(f"{API_KEY_VARIABLE} is not set: export your OpenRouter API key first")
+        raise ApiKeyError(f"{variable} is not set: export your OpenRouter {kind} first")
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
-        raise ApiKeyError(f"the API key in {source} holds a space or a control character: check {source}")
+        raise ApiKeyError(f"the {kind} in {source} holds a space or a control character: check {source}")
     if not value.isascii():
-        raise ApiKeyError(f"the API key in {source} holds a character that is not ASCII: check {source}")
+        raise ApiKeyError(f"the {kind} in {source} holds a character that is not ASCII: check {source}")
     return ApiKey(value, source)
+
+
+def management_key(explicit: str | None = None) -> ApiKey:
+    """The management key `/activity` needs (made on OpenRouter's settings page, not an inference
+    key): `explicit` (--management-key) if given, else OPENROUTER_MANAGEMENT_KEY; checked as api_key does."""
+    return api_key(explicit, explicit_source=f"--management-key (it overrides {MANAGEMENT_KEY_VARIABLE})",
+                   variable=MANAGEMENT_KEY_VARIABLE, kind="management key")
 
 
 class BaseUrlError(ValueError):

@@ -22,7 +22,8 @@ from pathlib import Path
 import orjson
 
 from pipeline import config
-from pipeline.fake_api import Dataset
+from pipeline.activity import load_activity
+from pipeline.fake_api import DEFAULT_MANAGEMENT_KEY, Dataset
 from pipeline.ingest import IngestOptions, RunSummary, ingest
 
 DEMO_GENERATIONS = 20_000
@@ -154,6 +155,10 @@ def run_demo(
                                 base_url=api.base_url,
                                 concurrency=64, demo=True, with_content=True)
         summary = ingest(options, api_key=DEMO_API_KEY, on_progress=on_progress)
+        # The fake bill too, so that `orusage reconcile` and the notebook's coverage have one to read.
+        billed = load_activity(warehouse_path, key=config.ApiKey(DEFAULT_MANAGEMENT_KEY, "the demo's management key"),
+                               base_url=api.base_url)
+        say(f"stored the fake API's billing activity: {billed.rows:,} rows over {len(billed.days)} days")
     return DemoResult(summary, warehouse_path, logs_dir, size)
 
 
@@ -214,6 +219,7 @@ def first_look(result: DemoResult) -> str:
         "  orusage query \"select model, count(*) as calls, sum(total_cost) as cost_usd from generations "
         "group by all order by cost_usd desc\"",
         "  orusage status",
+        "  orusage reconcile --by model   # the bill (`orusage activity`) against what the logs name",
         "  orusage report errors          # the errors providers returned (from the stored content)",
         f"  orusage content {_an_id_with_content(warehouse)}   # one generation's prompt and completion",
         f"  the notebook: notebooks/cost_report.ipynb (it reads {config.WAREHOUSE_VARIABLE} too)",

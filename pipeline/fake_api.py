@@ -37,6 +37,7 @@ from aiohttp import web
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "DEFAULT_MANAGEMENT_KEY",
     "DEFAULT_END",
     "Dataset",
     "parse_end",
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 DEFAULT_API_KEY = "sk-or-v1-fake"
+DEFAULT_MANAGEMENT_KEY = "sk-or-v1-fake-management"  # the only key /activity accepts, as a management key
 # Fixed, so that the same seed gives the same bytes on every machine and every day.
 DEFAULT_END = datetime(2026, 9, 1, tzinfo=UTC)
 
@@ -893,6 +895,8 @@ _JSON = {"Content-Type": "application/json"}
 _NO_AUTH = b'{"error":{"message":"No auth credentials found","code":401}}'
 _USER_NOT_FOUND = b'{"error":{"message":"User not found.","code":401}}'
 _NOT_FOUND = b'{"error":{"message":"Generation not found","code":404}}'
+# /activity with an inference key: the documented 403 (openapi-extract.yaml); no live body is on record.
+_NOT_MANAGEMENT = b'{"error":{"message":"Only management keys can perform this operation","code":403}}'
 # The production 402 body, verbatim (tests/fixtures/error_402_requires_more_credits_production_body.json).
 _CREDITS_402 = b'{"error":{"message":"This request requires more credits, or fewer max_tokens. You requested up to 8192 tokens, but can only afford 779. To increase, visit https://openrouter.ai/settings/credits and add more credits","code":402,"metadata":{"limit_source":"openrouter_credits","remedy_hint":"Add credits at https://openrouter.ai/settings/credits, or lower max_tokens / prompt size to fit your remaining balance.","provider_name":null,"previous_errors":[{"code":402,"message":"This request requires more credits, or fewer max_tokens. You requested up to 8192 tokens, but can only afford 734. To increase, visit https://openrouter.ai/settings/credits and add more credits"},{"code":402,"message":"This request requires more credits, or fewer max_tokens. You requested up to 8192 tokens, but can only afford 1558. To increase, visit https://openrouter.ai/settings/credits and add more credits"},{"code":402,"message":"This request requires more credits, or fewer max_tokens. You requested up to 8192 tokens, but can only afford 1558. To increase, visit https://openrouter.ai/settings/credits and add more credits"}]}}}'
 _FATAL_BODIES = {
@@ -938,14 +942,17 @@ class ServerStats:
     ok_by_id: Counter[str] = field(default_factory=Counter)   # complete 200s from /generation, per id
     content_ok_by_id: Counter[str] = field(default_factory=Counter)  # complete 200s from /generation/content
     content_requests: int = 0  # every request to /generation/content, whatever the answer
+    activity_requests: int = 0  # every request to /activity, whatever the answer
 
 
 class _Api:
-    def __init__(self, dataset: Dataset, api_key: str, faults: Faults) -> None:
+    def __init__(self, dataset: Dataset, api_key: str, faults: Faults,
+                 management_key: str = DEFAULT_MANAGEMENT_KEY) -> None:
         self.dataset = dataset
         self.faults = faults
         self.stats = ServerStats()
         self._auth = f"Bearer {api_key}"
+        self._management_auth = f"Bearer {management_key}"
         self._rng = random.Random(faults.seed)
         self._fault_cum: list[tuple[float, str]] = []
         total = 0.0
@@ -969,13 +976,16 @@ class _Api:
         self.stats.by_status[status] += 1
         return web.Response(status=status, body=body, headers=headers)
 
-    async def _gate(self, request: web.Request) -> web.StreamResponse | str | None:
-        """Auth, the fatal switch, the rate limit, then at most one injected fault (by name)."""
+    async def _gate(self, request: web.Request, *, management: bool = False) -> web.StreamResponse | str | None:
+        """Auth (the management key for `management` routes, which refuse the inference key with
+        403), the fatal switch, the rate limit, then at most one injected fault (by name)."""
         self.stats.requests += 1
         auth = request.headers.get("Authorization")
         if not auth:
             return self._send(401, _NO_AUTH)
-        if auth != self._auth:
+        if management and auth == self._auth:
+            return self._send(403, _NOT_MANAGEMENT)
+        if auth != (self._management_auth if management else self._auth):
             return self._send(401, _USER_NOT_FOUND)
         f = self.faults
         if f.fatal_after is not None and self.stats.requests > f.fatal_after:
@@ -1083,7 +1093,8 @@ class _Api:
         return await self._serve_id(request, "content")
 
     async def activity(self, request: web.Request) -> web.StreamResponse:
-        gate = await self._gate(request)
+        self.stats.activity_requests += 1
+        gate = await self._gate(request, management=True)
         if isinstance(gate, web.StreamResponse):
             return gate
         day = request.query.get("date")
@@ -1165,12 +1176,13 @@ async def _start_site(api: _Api, host: str, port: int) -> tuple[web.AppRunner, i
 
 
 def start_server(dataset: Dataset, *, api_key: str = DEFAULT_API_KEY, faults: Faults = Faults(),
-                 host: str = "127.0.0.1", port: int = 0) -> ServerHandle:
+                 host: str = "127.0.0.1", port: int = 0,
+                 management_key: str = DEFAULT_MANAGEMENT_KEY) -> ServerHandle:
     """Serve `dataset` from a background thread with its own event loop; returns once listening.
 
     Port 0 picks a free port (see `handle.port` / `handle.base_url`).
     """
-    api = _Api(dataset, api_key, faults)
+    api = _Api(dataset, api_key, faults, management_key)
     loop = asyncio.new_event_loop()
     started: dict[str, Any] = {}
     ready = threading.Event()
@@ -1204,11 +1216,12 @@ def start_server(dataset: Dataset, *, api_key: str = DEFAULT_API_KEY, faults: Fa
 
 
 def serve(dataset: Dataset, *, api_key: str = DEFAULT_API_KEY, faults: Faults = Faults(), host: str = "127.0.0.1",
-          port: int = 0, on_listening: Callable[[str], None] = print) -> None:
+          port: int = 0, on_listening: Callable[[str], None] = print,
+          management_key: str = DEFAULT_MANAGEMENT_KEY) -> None:
     """Serve in the foreground until SIGINT or SIGTERM; `on_listening(base_url)` runs once it listens."""
 
     async def main() -> None:
-        api = _Api(dataset, api_key, faults)
+        api = _Api(dataset, api_key, faults, management_key)
         runner, bound_port = await _start_site(api, host, port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

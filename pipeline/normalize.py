@@ -32,6 +32,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Annotated
 
 import msgspec
@@ -541,3 +542,82 @@ def _cut_texts(value: object, max_bytes: int) -> object:
     if isinstance(value, list):
         return [_cut_texts(item, max_bytes) for item in value]
     return value
+
+
+# --- /activity -------------------------------------------------------------------------------------
+
+ACTIVITY_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "model": pl.String(),
+    "endpoint_id": pl.String(),
+    "model_permaslug": pl.String(),
+    "provider_name": pl.String(),
+    "usage": pl.Float64(),
+    "byok_usage_inference": pl.Float64(),
+    "requests": pl.Int64(),
+    "prompt_tokens": pl.Int64(),
+    "completion_tokens": pl.Int64(),
+    "reasoning_tokens": pl.Int64(),
+    "raw": pl.String(),
+    "fetched_at": UTC_MICROS,
+}
+_ACTIVITY_STRINGS = ("model_permaslug", "provider_name")
+_ACTIVITY_FLOATS = ("usage", "byok_usage_inference")
+_ACTIVITY_INTEGERS = ("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens")
+_ACTIVITY_DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[ T]00:00:00(?:\.0+)?(?:Z|[+-]00:?00)?)?$")
+
+
+class ActivityRowError(ValueError):
+    """An /activity row orusage will not store: the message names the row and the field."""
+
+
+def normalize_activity(rows: Sequence[object], *, fetched_at: datetime) -> pl.DataFrame:
+    """/activity's `data` rows to ACTIVITY_SCHEMA, keyed by (date, endpoint_id, model).
+
+    `date` is the UTC day in either form seen (`2026-08-31`, documented; `2026-08-31 00:00:00`,
+    live). `endpoint_id` is '' when a row has none (rows of the older shape), so the key is never
+    null. Unknown fields stay in `raw` (the row's JSON). A row without a day or a model, a number
+    of the wrong type, or the same key twice refuses the whole response (ActivityRowError): a day
+    stored half would reconcile wrong."""
+    records = []
+    for index, row in enumerate(rows):
+        where = f"/activity row {index}"
+        if not isinstance(row, dict):
+            raise ActivityRowError(f"{where}: not an object")
+        day = _ACTIVITY_DAY.match(row["date"]) if isinstance(row.get("date"), str) else None
+        if day is None:
+            raise ActivityRowError(f"{where}: `date` {row.get('date')!r} is not a UTC day (YYYY-MM-DD)")
+        if not isinstance(row.get("model"), str) or not row["model"]:
+            raise ActivityRowError(f"{where}: no `model`")
+        endpoint_id = row.get("endpoint_id")
+        if endpoint_id is not None and not isinstance(endpoint_id, str):
+            raise ActivityRowError(f"{where}: `endpoint_id` is not a string")
+        record: dict[str, object] = {"date": date.fromisoformat(day[1]), "model": row["model"],
+                                     "endpoint_id": endpoint_id or ""}
+        for name in _ACTIVITY_STRINGS:
+            value = row.get(name)
+            if value is not None and not isinstance(value, str):
+                raise ActivityRowError(f"{where}: `{name}` is not a string")
+            record[name] = value
+        for name in _ACTIVITY_FLOATS:
+            value = row.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ActivityRowError(f"{where}: `{name}` {value!r} is not a number")
+            record[name] = None if value is None else float(value)
+        for name in _ACTIVITY_INTEGERS:
+            value = row.get(name)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ActivityRowError(f"{where}: `{name}` {value!r} is not a whole number")
+            record[name] = value
+        record["raw"] = orjson.dumps(row).decode()
+        record["fetched_at"] = fetched_at
+        records.append(record)
+    frame = pl.DataFrame(records, schema=ACTIVITY_SCHEMA)
+    repeated = frame.filter(pl.struct("date", "endpoint_id", "model").is_duplicated())
+    if repeated.height:
+        first = repeated.row(0, named=True)
+        raise ActivityRowError(f"/activity: two rows for {first['date']}, model {first['model']}, "
+                               f"endpoint {first['endpoint_id'] or '(none)'}")
+    return frame

@@ -180,6 +180,7 @@ def run_report(
     values: dict[str, Any] = {
         "since": window.since,
         "until": window.until,
+        **_days(window),
         "by": by,
         "model": model,
         "provider": provider,
@@ -188,6 +189,12 @@ def run_report(
     params = {k: v for k, v in values.items() if k in report.params}
     frame = _tidy(reader.frame(report.sql, params))
     return ReportResult(report, window, by, _name_group_column(frame, by))
+
+
+def _days(window: Window) -> dict[str, date]:
+    """The UTC days a window touches, as [since_day, until_day): for reports over daily rows (the bill)."""
+    last = window.until - timedelta(microseconds=1)
+    return {"since_day": window.since.date(), "until_day": last.date() + timedelta(days=1)}
 
 
 def _tidy(frame: pl.DataFrame) -> pl.DataFrame:
@@ -308,6 +315,13 @@ class Warehouse:
         with closing(_connect(self.path, self.lock_timeout_s, self.at)) as reader:
             return generation_content(reader, generation_id)
 
+    def reconcile(self, *, since: str | date | datetime | None = None, until: str | date | datetime | None = None,
+                  by: str = "day", min_coverage: float | None = None) -> Reconciliation:
+        """OpenRouter's bill against the logged generations (see `orusage reconcile`): `.frame` per
+        group, `.coverage`, the days only one side shows, and with min_coverage what falls short."""
+        with closing(_connect(self.path, self.lock_timeout_s, self.at)) as reader:
+            return reconcile(reader, since=since, until=until, by=by, min_coverage=min_coverage)
+
     @staticmethod
     def reports() -> pl.DataFrame:
         return pl.DataFrame(
@@ -354,3 +368,83 @@ def status(path: str | Path, *, last_runs: int = 5, top_failures: int = 10,
         "sources": sources,
     }
 
+
+
+# ---- `orusage reconcile` ---------------------------------------------------------------------------
+
+RECONCILE_BY = ("day", "model", "provider")
+NO_ACTIVITY = ("the warehouse holds no billing activity: fetch it with `orusage activity` (it needs a "
+               f"management key, in {config.MANAGEMENT_KEY_VARIABLE})")
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """What `orusage reconcile` shows: per group, the bill against the logs, and what the window adds up to."""
+
+    window: Window
+    by: str
+    frame: pl.DataFrame
+    billed_nusd: int
+    logged_nusd: int
+    billed_requests: int
+    logged_generations: int
+    billed_only_days: list[str]
+    """Days the bill shows spend on, with no logged generation."""
+    logged_only_days: list[str]
+    """Days with logged generations the bill does not show (not fetched yet, or past its 30 days)."""
+    below: list[dict[str, Any]]
+    """With min_coverage: the (day, model) pairs covered less, the most missing first."""
+    min_coverage: float | None = None
+
+    @property
+    def coverage(self) -> float | None:
+        return self.logged_nusd / self.billed_nusd if self.billed_nusd else None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the window and each of its (day, model) pairs reach min_coverage (always, without one)."""
+        return self.min_coverage is None or (not self.below and (self.coverage is None or self.coverage >= self.min_coverage))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "window": {"since": self.window.since.isoformat(), "until": self.window.until.isoformat()},
+            "by": self.by,
+            "billed_usd": self.billed_nusd / 1e9, "logged_usd": self.logged_nusd / 1e9,
+            "missing_usd": (self.billed_nusd - self.logged_nusd) / 1e9, "coverage": self.coverage,
+            "billed_requests": self.billed_requests, "logged_generations": self.logged_generations,
+            "billed_only_days": self.billed_only_days, "logged_only_days": self.logged_only_days,
+            "min_coverage": self.min_coverage, "ok": self.ok,
+            "below_min_coverage": [{**row, "missing_usd": row["missing_nusd"] / 1e9} for row in self.below],
+            "groups": self.frame.to_dicts(),
+        }
+
+
+def reconcile(reader: Reader, *, since: str | date | datetime | None = None,
+              until: str | date | datetime | None = None, by: str = "day",
+              min_coverage: float | None = None) -> Reconciliation:
+    """The bill (`activity`) against the logged generations over a window of UTC days (default: the
+    30 days up to the newest billed one, the API's own window), grouped by day, model or provider."""
+    if by not in RECONCILE_BY:
+        raise ReportError(f"reconcile groups by {', '.join(RECONCILE_BY)}, not {by!r}")
+    if min_coverage is not None and not 0 <= min_coverage <= 1:
+        raise ReportError(f"--min-coverage is a share between 0 and 1, not {min_coverage}")
+    if not warehouse.has_table(reader, "activity") or not reader.rows("select exists (select 1 from activity)")[0][0]:
+        raise ReportError(NO_ACTIVITY)
+    end = parse_when(until, end=True) if until is not None else None
+    if end is None:
+        [(newest_day,)] = reader.rows("select max(date) from activity")
+        end = parse_when(newest_day, end=True)
+    start = parse_when(since) if since is not None else end - DEFAULT_WINDOW
+    if start >= end:
+        raise ReportError(f"empty window: since {since or start.isoformat()} is not before until {until or end.isoformat()}")
+    window = Window(start, end)
+    days = _days(window)
+    frame = _name_group_column(_tidy(reader.frame(get_report("reconcile").sql, {**days, "by": by})), by)
+    [(billed, logged, requests, generations)] = reader.rows(statement("reconcile/totals"), days)
+    unmatched = reader.rows(statement("reconcile/unmatched_days"), days)
+    below = [] if min_coverage is None else [
+        dict(zip(("day", "model", "billed_nusd", "missing_nusd", "coverage"), row))
+        for row in reader.rows(statement("reconcile/below_coverage"), {**days, "min_coverage": min_coverage})]
+    return Reconciliation(window, by, frame, billed, logged, requests, generations,
+                          [day for day, billed_only in unmatched if billed_only],
+                          [day for day, billed_only in unmatched if not billed_only], below, min_coverage)

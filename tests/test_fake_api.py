@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 from openrouter import components as sdk
 from pydantic import ValidationError
 
-from pipeline.fake_api import DEFAULT_API_KEY, Dataset, Faults, start_server
+from pipeline.fake_api import DEFAULT_API_KEY, DEFAULT_MANAGEMENT_KEY, Dataset, Faults, start_server
 
 FIXTURES = Path(__file__).parent / "fixtures"
 AUTH = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}
+MANAGEMENT_AUTH = {"Authorization": f"Bearer {DEFAULT_MANAGEMENT_KEY}"}
 ID_PATTERN = re.compile(r"^gen-(\d{10})-[A-Za-z0-9]{20}$")
 # Keys the spec added after 2025-09 (schema_field_timeline_from_spec_history.txt): old bodies lack them.
 LATER_KEYS = {
@@ -276,14 +277,18 @@ def test_activity_totals_equal_the_per_day_sums_of_the_records(dataset: Dataset,
 
 
 def test_requests_without_or_with_a_wrong_key_get_the_real_401_bodies(dataset: Dataset):
-    with start_server(dataset, api_key="sk-or-v1-right") as srv:
-        for path in ("/generation", "/generation/content", "/activity"):
+    with start_server(dataset, api_key="sk-or-v1-right", management_key="sk-or-v1-manage") as srv:
+        for path, key in (("/generation", "sk-or-v1-right"), ("/generation/content", "sk-or-v1-right"),
+                          ("/activity", "sk-or-v1-manage")):
             missing = get(srv, path, dataset.ids[0], headers={})
             wrong = get(srv, path, dataset.ids[0], headers={"Authorization": "Bearer sk-or-v1-wrong"})
-            right = get(srv, path, dataset.ids[0], headers={"Authorization": "Bearer sk-or-v1-right"})
+            right = get(srv, path, dataset.ids[0], headers={"Authorization": f"Bearer {key}"})
             assert (missing.status_code, missing.json()) == (401, fixture_json("error_401_no_auth_credentials_found_captured.json"))
             assert (wrong.status_code, wrong.json()) == (401, fixture_json("error_401_user_not_found.json"))
             assert right.status_code == 200
+        # /activity needs a management key: the inference key gets the documented 403
+        inference_key = get(srv, "/activity", headers={"Authorization": "Bearer sk-or-v1-right"})
+        assert (inference_key.status_code, inference_key.json()["error"]["code"]) == (403, 403)
         assert "sk-or-v1-right" not in repr(srv)
 
 
@@ -329,9 +334,9 @@ def test_stats_count_statuses_and_successful_fetches_per_id(dataset: Dataset):
 def test_activity_endpoint_serves_rows_and_filters_by_date(dataset: Dataset):
     day = dataset.activity()[0]["date"][:10]
     with start_server(dataset) as srv:
-        everything = get(srv, "/activity").json()["data"]
-        one_day = get(srv, "/activity", params={"date": day}).json()["data"]
-        bad = get(srv, "/activity", params={"date": "31/08/2026"})
+        everything = get(srv, "/activity", headers=MANAGEMENT_AUTH).json()["data"]
+        one_day = get(srv, "/activity", params={"date": day}, headers=MANAGEMENT_AUTH).json()["data"]
+        bad = get(srv, "/activity", params={"date": "31/08/2026"}, headers=MANAGEMENT_AUTH)
     assert everything == dataset.activity()
     assert one_day and {row["date"][:10] for row in one_day} == {day}
     assert bad.status_code == 400

@@ -187,13 +187,13 @@ def test_an_api_that_goes_away_mid_run_stops_it_with_exit_1_leaving_untried_ids_
     calls = {"n": 0}
     real_attempt = client_module.OpenRouterClient._attempt
 
-    async def attempt_then_outage(self, url, generation_id):
+    async def attempt_then_outage(self, url, generation_id, *rest):
         calls["n"] += 1
         if calls["n"] > 100:  # the API is gone after 100 requests
             self.stats.transport_errors += 1
             await asyncio.sleep(0.01)
             return client_module._Verdict("retry", None, "connection refused")
-        return await real_attempt(self, url, generation_id)
+        return await real_attempt(self, url, generation_id, *rest)
 
     monkeypatch.setattr(client_module.OpenRouterClient, "_attempt", attempt_then_outage)
     with start_server(dataset, api_key=KEY) as server:

@@ -12,12 +12,13 @@ import pytest
 from lakes import make_target
 from pipeline import warehouse
 from pipeline.fake_api import Dataset
-from pipeline.normalize import normalize_bodies, normalize_content
+from pipeline.normalize import normalize_activity, normalize_bodies, normalize_content
 from pipeline.warehouse import QueueUpdate
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "cost_report.ipynb"
 CHARTS = 5  # spend per day, top spenders, latency per provider, cache savings, fallbacks and failures
+# ... and billed against logged spend per day, with a stored bill
 
 
 def _render_module():
@@ -27,7 +28,7 @@ def _render_module():
     return module
 
 
-# The file's warehouse holds no content (the notebook's section on it says so), the lake's does.
+# The file's warehouse holds no content and no bill (the notebook's sections on them say so), the lake's does.
 @pytest.mark.parametrize(("kind", "with_content"), [("file", False), ("lake_sqlite", True)])
 def test_notebook_runs_every_cell_and_draws_png_charts(tmp_path: Path, kind: str, with_content: bool) -> None:
     dataset = Dataset(3000, seed=7, end=datetime(2026, 8, 1, tzinfo=UTC), days=21)
@@ -38,6 +39,7 @@ def test_notebook_runs_every_cell_and_draws_png_charts(tmp_path: Path, kind: str
         if with_content:
             content = normalize_content([(i, dataset.content_body(i)) for i in dataset.ids], max_bytes=2**20)
             writer.write_content(content, run_id="test")
+            writer.write_activity(normalize_activity(dataset.activity(), fetched_at=datetime.now(UTC)))
 
     nb = _render_module().execute(NOTEBOOK, {"warehouse": str(target.location)})
 
@@ -46,12 +48,15 @@ def test_notebook_runs_every_cell_and_draws_png_charts(tmp_path: Path, kind: str
     errors = [out for cell in code for out in cell.outputs if out.output_type == "error"]
     assert errors == []
     pngs = [out for cell in code for out in cell.outputs if "image/png" in out.get("data", {})]
-    assert len(pngs) == CHARTS
-    content_section = "".join(str(out.get("data", {}).get("text/markdown", "")) for out in code[-1].outputs)
+    assert len(pngs) == CHARTS + with_content
+    content_section = "".join(str(out.get("data", {}).get("text/markdown", "")) for out in code[-2].outputs)
+    coverage_section = "".join(str(out.get("data", {}).get("text/markdown", "")) for out in code[-1].outputs)
     if with_content:
         assert "most_common_message" in content_section and "cost_usd_per_prompt_kb" in content_section
+        assert "The logs account for **100.0%**" in coverage_section and "missing_usd" in coverage_section
     else:
         assert "No content stored" in content_section
+        assert "No billing activity stored" in coverage_section
 
 
 def test_committed_notebook_has_one_tagged_parameter_cell_and_no_injected_one() -> None:

@@ -682,6 +682,48 @@ def test_a_due_id_read_that_runs_out_of_memory_waits_for_the_limit_to_lift(con, 
     assert flaky.failures_left == 0
 
 
+class CommitsRunOutOfMemory(ConnectionProxy):
+    """A connection whose drop of the due-id snapshot fails `times` times to commit for want of
+    memory, as one did on a lake (CI, Python 3.12) while the writer thread's batch held its limit."""
+
+    def __init__(self, con, times: int) -> None:
+        super().__init__(con)
+        self.failures_left = times
+
+    def execute(self, sql, *args):
+        if sql.startswith("drop table if exists temp._orusage_due_") and self.failures_left:
+            self.failures_left -= 1
+            raise duckdb.TransactionException("TransactionContext Error: Failed to commit: failed to allocate data "
+                                              "of size 2.0 KiB (95.3 MiB/32.4 MiB used)")
+        return self._con.execute(sql, *args)
+
+
+def test_a_snapshot_drop_whose_commit_runs_out_of_memory_waits_for_the_limit_to_lift(con, queue):
+    flaky = CommitsRunOutOfMemory(con, times=2)
+    assert sorted(due(flaky)) == sorted(due(con))
+    assert flaky.failures_left == 0
+    assert con.execute("select count(*) from duckdb_tables() where temporary").fetchone() == (0,)
+
+
+def test_a_batch_whose_commit_runs_out_of_memory_is_written_again_without_the_limit(con):
+    limits = []
+
+    def write():
+        limits.append(con.execute("select current_setting('memory_limit')").fetchone()[0])
+        if len(limits) == 1:
+            raise duckdb.TransactionException("Failed to commit: failed to allocate data of size 2.0 KiB")
+        return "written"
+
+    assert duckdb_writes._under_batch_memory_limit(con, [], write) == "written"
+    assert limits[0].endswith("MiB") and limits[1].endswith("GiB")
+
+    def conflicts():
+        raise duckdb.TransactionException("Conflict on tuple deletion")
+
+    with pytest.raises(duckdb.TransactionException, match="Conflict"):  # any other failure is not retried here
+        duckdb_writes._under_batch_memory_limit(con, [], conflicts)
+
+
 def test_a_due_id_read_that_keeps_running_out_of_memory_gives_up(con, queue, monkeypatch):
     monkeypatch.setattr(duckdb_writes, "READ_OUT_OF_MEMORY_WAIT_S", 0.2)
     with pytest.raises(duckdb.OutOfMemoryException):

@@ -24,7 +24,7 @@ from pipeline.warehouse.interface import WarehouseError
 COPY_CHUNK_ROWS = 16_384  # ~32 MB of generations (`raw` is most of a row)
 CONTENT_CHUNK_ROWS = 256  # a stored prompt can be megabytes
 TABLES_IN_ORDER = ("generations", "provider_responses", "ingest_runs", "ingest_queue", "log_sources",
-                   "generation_content_rows", "generation_content_parts")
+                   "generation_content_rows", "generation_content_parts", "activity")
 assert set(TABLES_IN_ORDER) == set(TABLE_KEYS)
 
 

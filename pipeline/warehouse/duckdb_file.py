@@ -480,6 +480,10 @@ class Writer:
         with self._window() as con:
             return duckdb_writes.forget_sources(con, pattern)
 
+    def write_activity(self, activity: pl.DataFrame) -> int:
+        with self._window() as con:
+            return duckdb_writes.write_activity(con, activity)
+
     def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, int]:
         with self._window() as con:

@@ -367,6 +367,9 @@ class Writer:
     def forget_sources(self, pattern: str | None) -> int:
         return self._do(lambda con: duckdb_writes.forget_sources(con, pattern))
 
+    def write_activity(self, activity: pl.DataFrame) -> int:
+        return self._do(lambda con: duckdb_writes.write_activity(con, activity))
+
     def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, int]:
         return self._do(lambda con: duckdb_writes.due_counts(con, now=now, refresh=refresh, since=since, until=until,

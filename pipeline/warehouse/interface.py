@@ -104,6 +104,10 @@ class Writer(Protocol):
     def forget_sources(self, pattern: str | None) -> int:
         """Drop the state of the files whose path matches the glob `pattern` (None: all); how many."""
 
+    def write_activity(self, activity: pl.DataFrame) -> int:
+        """Replace the stored /activity rows of the days in `activity` by its rows (normalize.
+        normalize_activity's frame), in ONE transaction; how many rows."""
+
     def due_counts(self, *, now: datetime, refresh: bool = False, since: datetime | None = None,
                    until: datetime | None = None) -> dict[str, int]:
         """How many ids due_ids would yield, by status."""
