@@ -317,6 +317,12 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 _WAREHOUSE_OPTION = _warehouse_option("The DuckDB file (ingest creates it on first use).")
+_BASE_URL_OPTION = click.option(
+    "--base-url", envvar=config.BASE_URL_VARIABLE, show_envvar=True, default=None, callback=_base_url,
+    help=f"API base URL, without credentials [default: {config.DEFAULT_BASE_URL}].")
+_WRITE_LOCK_TIMEOUT_OPTION = click.option(  # the commands other than ingest that write the warehouse
+    "--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
+    help="Seconds to wait for an ingest to finish with the warehouse.")
 _DATA_PATH_OPTION = click.option(
     "--data-path", metavar="DIR|s3://BUCKET/PREFIX/",
     help="Where a new DuckLake keeps its Parquet files (given once, when the lake is created).")
@@ -325,8 +331,7 @@ _DATA_PATH_OPTION = click.option(
 @cli.command("ingest")
 @click.argument("paths", nargs=-1)
 @_WAREHOUSE_OPTION
-@click.option("--base-url", envvar=config.BASE_URL_VARIABLE, show_envvar=True, default=None, callback=_base_url,
-              help=f"API base URL, without credentials [default: {config.DEFAULT_BASE_URL}].")
+@_BASE_URL_OPTION
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True, help="Requests in flight.")
 @click.option("--max-rps", type=click.FloatRange(min=0.1, max=1_000_000), default=None, help="Cap on requests per second.")
 @_SINCE_OPTION
@@ -542,8 +547,7 @@ def content_command(generation_id: str, warehouse: Path | str, lock_timeout: flo
 @click.option("--older-than", callback=_parsed_by(config.parse_age), metavar="AGE", help="Content of generations created more than AGE ago (30d, 12h, 2w).")
 @click.option("--model", metavar="GLOB", help="Content of generations of models matching GLOB ('openai/*').")
 @click.option("--all", "everything", is_flag=True, help="All stored content.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Seconds to wait for an ingest to finish with the warehouse.")
+@_WRITE_LOCK_TIMEOUT_OPTION
 def purge_content_command(warehouse: Path | str, older_than, model: str | None, everything: bool,
                           lock_timeout: float) -> None:
     """Delete stored prompts, completions and errors, so that their bytes are gone from the warehouse's
@@ -582,10 +586,8 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None):  # clic
               help=f"The management key (prefer {config.MANAGEMENT_KEY_VARIABLE}: a command line is visible to other users).")
 @_warehouse_option("The warehouse the bill is stored in (ingest's).")
 @_DATA_PATH_OPTION
-@click.option("--base-url", envvar=config.BASE_URL_VARIABLE, show_envvar=True, default=None, callback=_base_url,
-              help=f"API base URL, without credentials [default: {config.DEFAULT_BASE_URL}].")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Seconds to wait for an ingest to finish with the warehouse.")
+@_BASE_URL_OPTION
+@_WRITE_LOCK_TIMEOUT_OPTION
 def activity_command(day, management_key: str | None, warehouse: Path | str, data_path: str | None,
                      base_url: str | None, lock_timeout: float) -> None:
     """Fetch OpenRouter's billed usage (GET /activity: per UTC day, model and provider endpoint) into the
@@ -664,8 +666,7 @@ def reconcile_command(since: str | None, until: str | None, by: str, min_coverag
 @cli.command("forget-sources")
 @click.argument("pattern", required=False)
 @_warehouse_option("The warehouse whose record of the logs read is dropped.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Seconds to wait for an ingest to finish with the warehouse.")
+@_WRITE_LOCK_TIMEOUT_OPTION
 def forget_sources_command(pattern: str | None, warehouse: Path | str, lock_timeout: float) -> None:
     """Forget how far the log files matching PATTERN (a glob on their path; all if none) were read,
     so that the next ingest reads them whole. The ids already queued stay queued."""

@@ -658,7 +658,7 @@ class _Scanner:
                 if tracker is not None:
                     st = os.fstat(file.fileno())  # the file opened: the path may name another one by now
                     head = _head(name, kind, file)
-                    resume, tail, reader = _resume_point(file, kind, reader, tracker.candidates(st, head))
+                    resume, tail, reader = _resume_point(file, kind, reader, tracker.candidates(st, head), st.st_size)
             except OSError as error:
                 self.skip(label, error.strerror or str(error))
                 return
@@ -756,11 +756,9 @@ class _Scanner:
                 scanned, damage = json.loads(header)
                 keys = ids_text.split(b"\n") if ids_text else []
                 fresh = _first_sightings(keys, self.seen)
-                if fresh:  # all of them, unless the first half had some: then only those decoded
-                    new_text = ids_text if len(fresh) == len(keys) else b"\n".join(keys[i] for i in fresh)
-                    ids = new_text.decode("ascii").split("\n")
-                    self.stats.ids_found += len(ids)
-                    yield ids, None
+                if fresh:  # all of them, unless the first half had some: the child's text is used as is
+                    yield _handed_out(ids_text if len(fresh) == len(keys) else b"\n".join(_picked(keys, fresh)),
+                                      self.stats), None
                 second = _Outcome(scanned, damage=damage)
             return _Outcome(outcome.scanned + second.scanned, damage=second.damage)
         finally:
@@ -828,10 +826,7 @@ class _Scanner:
                     sightings += len(keys)
                     fresh = self._in_window(keys, _first_sightings(keys, seen))
                     if fresh:
-                        new_keys = keys if len(fresh) == len(keys) else [keys[i] for i in fresh]
-                        ids = b"\n".join(new_keys).decode("ascii").split("\n")
-                        stats.ids_found += len(ids)
-                        yield ids, None
+                        yield _handed_out(b"\n".join(_picked(keys, fresh)), stats), None
                     if chunk.sniffed and chunk.binary and not sightings:
                         return _Outcome(scanned, binary=chunk.binary)
                     if chunk.final:
@@ -849,13 +844,11 @@ class _Scanner:
                         matches = list(_ID_RE.finditer(buffer, start, cut))
                     offsets = [matches[i].start() for i in fresh]
                     lines, lines_before = _lines(text, offsets, start, lines_before)
-                    new_keys = keys if len(fresh) == len(keys) else [keys[i] for i in fresh]
+                    new_keys = _picked(keys, fresh)
                     if hold:  # bytes and ints until released: fewer, smaller objects to keep than strings
                         held.append(_Held(chunk.origin, offsets, new_keys, lines))
                     else:
-                        ids = b"\n".join(new_keys).decode("ascii").split("\n")
-                        stats.ids_found += len(ids)
-                        yield ids, [f"{prefix}{line}" for line in lines]
+                        yield _handed_out(b"\n".join(new_keys), stats), [f"{prefix}{line}" for line in lines]
                 elif cut > start:
                     lines_before += int(np.count_nonzero(text == _NEWLINE))
                 if track_lines:
@@ -922,9 +915,19 @@ def _release(
         else:  # the frame that vouches for the text ends inside this chunk
             keys, lines = keys[:count], lines[:count]
             del batch.offsets[:count], batch.keys[:count], batch.lines[:count]
-        ids = b"\n".join(keys).decode("ascii").split("\n")
-        stats.ids_found += len(ids)
-        yield ids, [f"{prefix}{line}" for line in lines]
+        yield _handed_out(b"\n".join(keys), stats), [f"{prefix}{line}" for line in lines]
+
+
+def _picked(keys: list[bytes], fresh: Sequence[int]) -> list[bytes]:
+    """The keys at the `fresh` indices (all of them without a copy, the common case)."""
+    return keys if len(fresh) == len(keys) else [keys[i] for i in fresh]
+
+
+def _handed_out(joined: bytes, stats: ScanStats) -> list[str]:
+    """Ids joined by newlines as text, one decode for the lot, counted as found."""
+    ids = joined.decode("ascii").split("\n")
+    stats.ids_found += len(ids)
+    return ids
 
 
 class _Upto:
@@ -988,13 +991,12 @@ def _head(name: str, kind: str, file: io.BufferedReader) -> bytes:
 
 
 def _resume_point(
-    file: io.BufferedReader, kind: str, reader: _Reader, candidates: list[Resume]
+    file: io.BufferedReader, kind: str, reader: _Reader, candidates: list[Resume], size: int
 ) -> tuple[Resume | None, bytes, _Reader]:
     """The first candidate whose tail the text before its offset ends with, that tail, and the reader
     positioned there; or None and the reader at 0. A compressed source is decoded up to the offset
     (only its best candidate is tried: each try decodes); a plain one is seeked."""
-    if kind == "text":
-        size = os.fstat(file.fileno()).st_size
+    if kind == "text":  # `size`: the file's, on disk
         for candidate in candidates:
             if candidate.read_bytes <= size:
                 tail = os.pread(file.fileno(), candidate.tail_bytes, candidate.read_bytes - candidate.tail_bytes)

@@ -129,17 +129,22 @@ def parse_when(value: str | date | datetime, *, end: bool = False) -> datetime:
         raise ReportError(str(e)) from None
 
 
+# The newest UTC day of the generations: a date, not the TIMESTAMPTZ itself (DuckDB would need pytz to hand that over).
+NEWEST_GENERATION_DAY = "select (max(created_at) at time zone 'UTC')::date from generations"
+
+
 def resolve_window(
     reader: Reader,
     *,
     since: str | date | datetime | None = None,
     until: str | date | datetime | None = None,
+    newest_day_sql: str = NEWEST_GENERATION_DAY,
 ) -> Window:
-    """Fill in what the caller left out: until = the end of the newest generation's UTC day, since = until - 30 days."""
+    """Fill in what the caller left out: until = the end of the newest day (`newest_day_sql`: the
+    generations' by default), since = until - 30 days."""
     end = parse_when(until, end=True) if until is not None else None
     if end is None:
-        # a date, not the TIMESTAMPTZ itself: DuckDB would need pytz to hand that to Python
-        [(newest_day,)] = reader.rows("select (max(created_at) at time zone 'UTC')::date from generations")
+        [(newest_day,)] = reader.rows(newest_day_sql)
         newest_day = newest_day or datetime.now(UTC).date()
         end = parse_when(newest_day, end=True)
     start = parse_when(since) if since is not None else end - DEFAULT_WINDOW
@@ -430,14 +435,7 @@ def reconcile(reader: Reader, *, since: str | date | datetime | None = None,
         raise ReportError(f"--min-coverage is a share between 0 and 1, not {min_coverage}")
     if not warehouse.has_table(reader, "activity") or not reader.rows("select exists (select 1 from activity)")[0][0]:
         raise ReportError(NO_ACTIVITY)
-    end = parse_when(until, end=True) if until is not None else None
-    if end is None:
-        [(newest_day,)] = reader.rows("select max(date) from activity")
-        end = parse_when(newest_day, end=True)
-    start = parse_when(since) if since is not None else end - DEFAULT_WINDOW
-    if start >= end:
-        raise ReportError(f"empty window: since {since or start.isoformat()} is not before until {until or end.isoformat()}")
-    window = Window(start, end)
+    window = resolve_window(reader, since=since, until=until, newest_day_sql="select max(date) from activity")
     days = _days(window)
     frame = _name_group_column(_tidy(reader.frame(get_report("reconcile").sql, {**days, "by": by})), by)
     [(billed, logged, requests, generations)] = reader.rows(statement("reconcile/totals"), days)
